@@ -1,0 +1,70 @@
+"""Validated configuration of readers: one model per reader type, a union over them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tagtrail.events import Name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AntennaConfig(_Strict):
+    """One antenna of a reader and the zone it covers."""
+
+    port: int = Field(ge=1, le=8, description="Antenna port on the reader, 1-based.")
+    zone: Name = Field(description="Zone this antenna's reads place an item in.")
+
+
+class R2000ReaderConfig(_Strict):
+    """A UHF reader speaking the R2000 serial protocol (0xA0 frames)."""
+
+    type: Literal["r2000"] = Field(description="Reader driver: 'r2000'.")
+    id: Name = Field(description="Name of this reader in events and status.")
+    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
+        default=115200, description="Serial speed; R2000 modules default to 115200."
+    )
+    address: int = Field(
+        default=1, ge=0, le=255, description="Reader address byte (0xFF broadcasts)."
+    )
+    antennas: list[AntennaConfig] = Field(
+        min_length=1, description="Antennas to inventory in turn, each mapped to a zone."
+    )
+    repeat: int = Field(
+        default=1, ge=1, le=255, description="Inventory repeat count per round (0x89 'Repeat')."
+    )
+    round_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Give up on a round with no end frame after this."
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> R2000ReaderConfig:
+        ports = [a.port for a in self.antennas]
+        if len(set(ports)) != len(ports):
+            raise ValueError("antennas: each port may appear once")
+        if any(p > 4 for p in ports):
+            raise ValueError("antennas: R2000 readers have ports 1-4")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    def zone_of(self, antenna: int) -> str | None:
+        for a in self.antennas:
+            if a.port == antenna:
+                return a.zone
+        return None
+
+
+ReaderConfig = Annotated[R2000ReaderConfig, Field(discriminator="type")]
+"""Union of every reader type; new drivers add their model here."""
