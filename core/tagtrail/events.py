@@ -143,7 +143,9 @@ Identity = Annotated[
 ]
 
 
-def identity_key(identity: EpcIdentity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity) -> str:
+def identity_key(
+    identity: EpcIdentity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity,
+) -> str:
     """A stable string key for an item, e.g. ``epc:E200...`` or ``sscc:1061...``."""
     match identity:
         case EpcIdentity(epc=epc):

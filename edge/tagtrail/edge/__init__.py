@@ -1,1 +1,1 @@
-"""x."""
+"""The edge agent: runs readers, smooths reads into movement events, publishes them."""
