@@ -1,0 +1,168 @@
+"""The ``tagtrail`` command line: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from tagtrail import __version__
+from tagtrail.errors import ConfigError, TagtrailError
+from tagtrail.logsetup import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tagtrail")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Log level (default: INFO, or the config file's).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as one JSON object per line.",
+)
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None, log_format: str) -> None:
+    """tagtrail: warehouse RFID and barcode tracking at the edge."""
+    ctx.ensure_object(dict)
+    ctx.obj["log_level"] = log_level
+    ctx.obj["log_format"] = log_format
+    setup_logging(log_level or "INFO", log_format)
+
+
+def _config_kind(path: Path) -> str:
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "edge"  # let the loader report the problem with its field path
+    if isinstance(data, dict) and "readers" in data:
+        return "edge"
+    return "edge"
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--service",
+    type=click.Choice(["auto", "edge"]),
+    default="auto",
+    show_default=True,
+    help="Which service's config FILE is.",
+)
+def check_config(file: Path, service: str) -> None:
+    """Validate a config FILE; print each failing field and exit 2 if invalid."""
+    from tagtrail.edge.config import load_edge_config
+
+    kind = _config_kind(file) if service == "auto" else service
+    try:
+        if kind == "edge":
+            cfg = load_edge_config(file)
+            summary = f"{len(cfg.readers)} reader(s), site {cfg.site}, device {cfg.device}"
+    except ConfigError as exc:
+        click.echo(f"{exc.source}: invalid {kind} config", err=True)
+        for path, reason in exc.problems:
+            click.echo(f"  {path}: {reason}", err=True)
+        sys.exit(2)
+    click.echo(f"{file}: valid {kind} config ({summary})")
+
+
+@main.group("edge")
+def edge_group() -> None:
+    """The edge agent."""
+
+
+@edge_group.command("run")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="edge.yaml",
+)
+@click.pass_context
+def edge_run(ctx: click.Context, config_path: Path) -> None:
+    """Run the readers, smooth reads into events and publish them over MQTT."""
+    from tagtrail.edge.agent import run_agent
+    from tagtrail.edge.config import load_edge_config
+
+    try:
+        cfg = load_edge_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"{exc.source}: invalid edge config", err=True)
+        for path, reason in exc.problems:
+            click.echo(f"  {path}: {reason}", err=True)
+        sys.exit(2)
+    if ctx.obj.get("log_level") is None:
+        setup_logging(cfg.logging.level, ctx.obj.get("log_format", "text"))
+    try:
+        run_agent(cfg)
+    except TagtrailError as exc:
+        logging.getLogger("tagtrail").error("edge agent stopped: %s", exc)
+        sys.exit(1)
+
+
+@main.command("schema")
+@click.option("--write", "mode", flag_value="write", help="Regenerate the files.")
+@click.option("--check", "mode", flag_value="check", help="Exit 1 if the files drifted.")
+@click.option("--print", "mode", flag_value="print", default=True, help="Print the schema.")
+@click.option(
+    "--root", type=click.Path(path_type=Path), default=Path(), help="Repository root."
+)
+def schema(mode: str, root: Path) -> None:
+    """The event contract's JSON Schema and docs/DATA_FORMAT.md."""
+    from tagtrail import docgen
+    from tagtrail.events import json_schema
+
+    if mode == "write":
+        for rel in docgen.write_all(root):
+            click.echo(f"wrote {rel}")
+    elif mode == "check":
+        stale = docgen.drifted(root)
+        for rel in stale:
+            click.echo(f"{rel} is out of date: run 'tagtrail schema --write'", err=True)
+        sys.exit(1 if stale else 0)
+    else:
+        click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@main.command("demo")
+@click.option(
+    "--scenario",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Simulator scenario (default: the bundled demo-door scenario).",
+)
+@click.option("--time-scale", type=float, default=5.0, show_default=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None)
+def demo(scenario: Path | None, time_scale: float, workdir: Path | None) -> None:
+    """Run the whole pipeline on this machine, driven by the simulator, and print events."""
+    from tagtrail.demo import run_demo
+
+    try:
+        rc = run_demo(scenario=scenario, time_scale=time_scale, workdir=workdir, echo=click.echo)
+    except TagtrailError as exc:
+        click.echo(f"demo failed: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(rc)
+
+
+def _register_components() -> None:
+    from tagtrail.readers.cli import decode_command
+    from tagtrail.sim.cli import sim_command
+
+    main.add_command(decode_command, "decode")
+    main.add_command(sim_command, "sim")
+
+
+_register_components()

@@ -1,0 +1,297 @@
+"""Smoothing raw reads into movement events.
+
+Readers report the same tag many times a second, from several antennas at once, with
+misses and reflections. The :class:`Smoother` turns that stream into three events per
+presence of an item:
+
+``arrived``
+    A tag not yet present gets at least ``arrive_min_reads`` reads within
+    ``arrive_window_s``. Its zone is the dominant zone at that moment.
+``moved``
+    While present, another zone becomes dominant: it has at least ``move_min_reads``
+    reads within ``zone_window_s`` and its mean RSSI over that window beats the current
+    zone's by ``move_hysteresis_db`` (or the current zone has no reads in the window).
+    It must stay dominant for ``move_holdoff_s``, and be read at least ``move_min_reads``
+    times during that hold-off, before the move is reported.
+``departed``
+    A present tag is not read for ``depart_after_s``. Its zone is where it was last.
+
+The dominant zone is the zone with the highest mean RSSI over the window among zones with
+enough reads; reads without RSSI count as -100 dBm.
+
+The smoother is pure: it never reads a clock. Reads carry the monotonic time of receipt
+(``RawRead.mono``) and :meth:`Smoother.tick` takes the current time, so tests and replays
+drive it with any clock. Per-read work is O(1) amortised: each track keeps per-zone
+running sums over its window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from tagtrail.edge.config import SmoothingConfig
+from tagtrail.events import Arrived, Departed, EpcIdentity, Moved, new_event_id
+from tagtrail.readers.model import RawRead
+
+MovementEvent = Arrived | Moved | Departed
+NO_RSSI_DBM = -100.0
+
+
+@dataclass(slots=True)
+class _ZoneStats:
+    count: int = 0
+    rssi_sum: float = 0.0
+    reader: str = ""
+    antenna: int = 1
+
+
+@dataclass(slots=True)
+class _Track:
+    epc: str
+    first_mono: float
+    first_time: datetime
+    last_mono: float
+    last_time: datetime
+    state: Literal["candidate", "present"] = "candidate"
+    zone: str = ""
+    read_count: int = 0
+    peak_rssi: float | None = None
+    window: deque[tuple[float, str, float]] = field(default_factory=deque)
+    zones: dict[str, _ZoneStats] = field(default_factory=dict)
+    challenger: str | None = None
+    challenger_since: float = 0.0
+
+
+@dataclass(slots=True)
+class SmootherStats:
+    reads: int = 0
+    unmapped_reads: int = 0
+    arrived: int = 0
+    moved: int = 0
+    departed: int = 0
+    candidates_dropped: int = 0
+
+
+class Smoother:
+    """Turns :class:`RawRead` objects into arrived / moved / departed events.
+
+    ``zones`` maps ``(reader, antenna)`` to a zone name; reads from unmapped antennas
+    are counted and ignored. ``new_id`` makes event ids (injectable for replays).
+    """
+
+    def __init__(
+        self,
+        config: SmoothingConfig,
+        *,
+        site: str,
+        device: str,
+        zones: Mapping[tuple[str, int], str],
+        new_id: Callable[[], str] = new_event_id,
+    ) -> None:
+        self.config = config
+        self.site = site
+        self.device = device
+        self.zones = dict(zones)
+        self.new_id = new_id
+        self.tracks: dict[str, _Track] = {}
+        self.stats = SmootherStats()
+        self._window_s = max(config.arrive_window_s, config.zone_window_s)
+
+    @property
+    def present(self) -> dict[str, str]:
+        """EPC -> zone of every item currently present."""
+        return {t.epc: t.zone for t in self.tracks.values() if t.state == "present"}
+
+    def feed(self, read: RawRead) -> list[MovementEvent]:
+        """Take one raw read; return the events it completes (usually none)."""
+        self.stats.reads += 1
+        zone = self.zones.get((read.reader, read.antenna))
+        if zone is None:
+            self.stats.unmapped_reads += 1
+            return []
+        rssi = NO_RSSI_DBM if read.rssi_dbm is None else float(read.rssi_dbm)
+        now = read.mono
+        track = self.tracks.get(read.epc)
+        if track is None:
+            track = _Track(read.epc, now, read.time, now, read.time)
+            self.tracks[read.epc] = track
+        elif now - track.last_mono >= self.config.depart_after_s:
+            # Unseen long enough that tick() would have ended this presence: end it now.
+            events = self._end(track, read.time)
+            track = _Track(read.epc, now, read.time, now, read.time)
+            self.tracks[read.epc] = track
+            return events + self._add(track, read, zone, rssi)
+        return self._add(track, read, zone, rssi)
+
+    def tick(self, now_mono: float, now_time: datetime) -> list[MovementEvent]:
+        """Check departures and pending moves at the current time."""
+        events: list[MovementEvent] = []
+        depart_after = self.config.depart_after_s
+        gone: list[str] = []
+        for epc, track in self.tracks.items():
+            if now_mono - track.last_mono >= depart_after:
+                gone.append(epc)
+                continue
+            if track.state == "present":
+                self._prune(track, now_mono)
+                event = self._check_move(track, now_mono, now_time)
+                if event is not None:
+                    events.append(event)
+        for epc in gone:
+            events.extend(self._end(self.tracks.pop(epc), now_time))
+        return events
+
+    def flush(self, now_time: datetime) -> list[MovementEvent]:
+        """Nothing is pending across a restart except presence; nothing to flush.
+
+        Present items stay present: a restarted agent re-learns them, and the gateway
+        deduplicates a repeated ``arrived`` for an item already in that zone.
+        """
+        del now_time
+        return []
+
+    # -- internals -------------------------------------------------------------
+
+    def _add(self, track: _Track, read: RawRead, zone: str, rssi: float) -> list[MovementEvent]:
+        now = read.mono
+        track.last_mono = now
+        track.last_time = read.time
+        track.read_count += 1
+        if read.rssi_dbm is not None and (track.peak_rssi is None or rssi > track.peak_rssi):
+            track.peak_rssi = rssi
+        track.window.append((now, zone, rssi))
+        stats = track.zones.get(zone)
+        if stats is None:
+            stats = track.zones[zone] = _ZoneStats()
+        stats.count += 1
+        stats.rssi_sum += rssi
+        stats.reader = read.reader
+        stats.antenna = read.antenna
+        self._prune(track, now)
+        if track.state == "candidate":
+            return self._check_arrival(track, now, read.time)
+        event = self._check_move(track, now, read.time)
+        return [] if event is None else [event]
+
+    def _prune(self, track: _Track, now: float) -> None:
+        horizon = now - self._window_s
+        window = track.window
+        zones = track.zones
+        while window and window[0][0] < horizon:
+            _, zone, rssi = window.popleft()
+            stats = zones[zone]
+            stats.count -= 1
+            stats.rssi_sum -= rssi
+            if stats.count == 0:
+                del zones[zone]
+
+    def _count_since(self, track: _Track, since: float, zone: str | None = None) -> int:
+        n = 0
+        for t, z, _ in reversed(track.window):
+            if t < since:
+                break
+            if zone is None or z == zone:
+                n += 1
+        return n
+
+    def _dominant(self, track: _Track, min_reads: int) -> str | None:
+        best: str | None = None
+        best_mean = 0.0
+        for zone, stats in track.zones.items():
+            if stats.count < min_reads:
+                continue
+            mean = stats.rssi_sum / stats.count
+            if best is None or mean > best_mean:
+                best, best_mean = zone, mean
+        return best
+
+    def _mean(self, track: _Track, zone: str) -> float | None:
+        stats = track.zones.get(zone)
+        if stats is None or stats.count == 0:
+            return None
+        return stats.rssi_sum / stats.count
+
+    def _check_arrival(self, track: _Track, now: float, now_time: datetime) -> list[MovementEvent]:
+        cfg = self.config
+        if self._count_since(track, now - cfg.arrive_window_s) < cfg.arrive_min_reads:
+            return []
+        zone = self._dominant(track, 1)
+        assert zone is not None  # the window holds at least arrive_min_reads reads
+        track.state = "present"
+        track.zone = zone
+        self.stats.arrived += 1
+        return [self._event("arrived", track, zone, now_time)]
+
+    def _check_move(self, track: _Track, now: float, now_time: datetime) -> MovementEvent | None:
+        cfg = self.config
+        best = self._dominant(track, cfg.move_min_reads)
+        if best is None or best == track.zone:
+            track.challenger = None
+            return None
+        current = self._mean(track, track.zone)
+        best_mean = self._mean(track, best)
+        assert best_mean is not None
+        if current is not None and best_mean < current + cfg.move_hysteresis_db:
+            track.challenger = None
+            return None
+        if track.challenger != best:
+            track.challenger = best
+            track.challenger_since = now
+        if now - track.challenger_since < cfg.move_holdoff_s:
+            return None
+        if self._count_since(track, track.challenger_since, best) < cfg.move_min_reads:
+            return None  # a reflection whose reads linger in the window; not a move
+        from_zone = track.zone
+        track.zone = best
+        track.challenger = None
+        self.stats.moved += 1
+        return self._event("moved", track, best, now_time, from_zone=from_zone)
+
+    def _end(self, track: _Track, now_time: datetime) -> list[MovementEvent]:
+        if track.state != "present":
+            self.stats.candidates_dropped += 1
+            return []
+        self.stats.departed += 1
+        return [self._event("departed", track, track.zone, now_time)]
+
+    def _event(
+        self,
+        kind: Literal["arrived", "moved", "departed"],
+        track: _Track,
+        zone: str,
+        now_time: datetime,
+        from_zone: str | None = None,
+    ) -> MovementEvent:
+        stats = track.zones.get(zone)
+        reader, antenna = (stats.reader, stats.antenna) if stats else self._where(zone)
+        fields: dict[str, object] = {
+            "kind": kind,
+            "event_id": self.new_id(),
+            "event_time": max(now_time, track.last_time),
+            "site": self.site,
+            "device": self.device,
+            "reader": reader,
+            "antenna": antenna,
+            "zone": zone,
+            "identity": EpcIdentity(scheme="epc", epc=track.epc),
+            "epc": track.epc,
+            "first_seen": track.first_time,
+            "last_seen": track.last_time,
+            "read_count": track.read_count,
+            "peak_rssi_dbm": track.peak_rssi,
+        }
+        if kind == "moved":
+            return Moved.model_validate({**fields, "from_zone": from_zone})
+        if kind == "arrived":
+            return Arrived.model_validate(fields)
+        return Departed.model_validate(fields)
+
+    def _where(self, zone: str) -> tuple[str, int]:
+        for (reader, antenna), z in self.zones.items():
+            if z == zone:
+                return reader, antenna
+        return "unknown", 1
