@@ -145,14 +145,30 @@ class Smoother:
             events.extend(self._end(self.tracks.pop(epc), now_time))
         return events
 
-    def flush(self, now_time: datetime) -> list[MovementEvent]:
-        """Nothing is pending across a restart except presence; nothing to flush.
+    def restore(
+        self,
+        *,
+        epc: str,
+        zone: str,
+        reader: str,
+        antenna: int,
+        first_seen: datetime,
+        read_count: int,
+        peak_rssi_dbm: float | None,
+        now_mono: float,
+        now_time: datetime,
+    ) -> None:
+        """Take back an item that was present when the agent stopped.
 
-        Present items stay present: a restarted agent re-learns them, and the gateway
-        deduplicates a repeated ``arrived`` for an item already in that zone.
+        It counts as seen now, so it departs after ``depart_after_s`` unless read again,
+        and a restart emits no second ``arrived`` for it.
         """
-        del now_time
-        return []
+        track = _Track(epc, now_mono, first_seen, now_mono, now_time, state="present")
+        track.zone = zone
+        track.read_count = read_count
+        track.peak_rssi = peak_rssi_dbm
+        track.zones[zone] = _ZoneStats(0, 0.0, reader, antenna)
+        self.tracks[epc] = track
 
     # -- internals -------------------------------------------------------------
 

@@ -1,0 +1,263 @@
+"""The edge agent: readers -> smoother -> durable outbox -> MQTT.
+
+One asyncio loop runs everything:
+
+* each configured reader's driver (:class:`~tagtrail.readers.model.ReaderDriver`) calls
+  :meth:`EdgeAgent.on_read` for every raw read;
+* the :class:`~tagtrail.edge.smoothing.Smoother` turns reads into movement events, and a
+  tick task checks departures and pending moves;
+* new events are committed to the :class:`~tagtrail.edge.outbox.Outbox` (SQLite, WAL)
+  together with the presence state they imply, before anything is published;
+* the :class:`~tagtrail.edge.publisher.Publisher` sends the outbox in order and deletes
+  rows only on PUBACK;
+* a heartbeat task republishes the retained device status and records every reader's
+  status as an event.
+
+SIGTERM or SIGINT stop it cleanly: pending events are committed, the final offline status
+is published, and whatever the broker has not acknowledged stays in the outbox for the
+next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+from tagtrail import __version__
+from tagtrail.clock import Clock, ScaledClock, SystemClock
+from tagtrail.edge.config import EdgeConfig
+from tagtrail.edge.outbox import Outbox
+from tagtrail.edge.publisher import Publisher
+from tagtrail.edge.smoothing import MovementEvent, Smoother
+from tagtrail.events import AnyEvent, DeviceStatus, ReaderStatus, new_event_id
+from tagtrail.readers.config import R2000ReaderConfig, ReaderConfig
+from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
+from tagtrail.readers.r2000 import R2000Reader
+
+log = logging.getLogger(__name__)
+
+
+def make_driver(
+    config: ReaderConfig,
+    clock: Clock,
+    agent: EdgeAgent,
+) -> ReaderDriver:
+    """The driver for one configured reader."""
+    if isinstance(config, R2000ReaderConfig):
+        return R2000Reader(config, clock, agent.on_read, agent.on_reader_state)
+    raise AssertionError(f"no driver for {config!r}")  # pragma: no cover
+
+
+class EdgeAgent:
+    """Runs one device's readers and publishes their movement events."""
+
+    def __init__(self, config: EdgeConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        if clock is None:
+            clock = SystemClock() if config.time_scale == 1.0 else ScaledClock(config.time_scale)
+        self.clock = clock
+        self._real_per_tick_s = config.smoothing.tick_s / config.time_scale
+        zones = {
+            (r.id, a.port): a.zone for r in config.readers for a in r.antennas
+        }
+        self.smoother = Smoother(
+            config.smoothing, site=config.site, device=config.device, zones=zones
+        )
+        self.outbox = Outbox(config.outbox.path, synchronous=config.outbox.synchronous)
+        self._restore_presence()
+        self.publisher = Publisher(
+            config.mqtt,
+            site=config.site,
+            device=config.device,
+            client_id=config.client_id,
+            outbox=self.outbox,
+            clock=self.clock,
+            will_payload=self._device_status("offline", "will").model_dump_json().encode(),
+            status_payload=lambda: self._device_status("online", "startup")
+            .model_dump_json()
+            .encode(),
+        )
+        self.drivers: list[ReaderDriver] = [make_driver(r, self.clock, self) for r in config.readers]
+        self._reader_types = {r.id: r.type for r in config.readers}
+        self._pending: list[AnyEvent] = []
+        self._flush_scheduled = False
+        self._started_mono = self.clock.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.events_emitted = 0
+
+    # -- callbacks from drivers ------------------------------------------------
+
+    def on_read(self, read: RawRead) -> None:
+        events = self.smoother.feed(read)
+        if events:
+            self._queue(events)
+
+    def on_reader_state(self, snap: ReaderSnapshot) -> None:
+        log.info("reader %s is %s", snap.reader, snap.state, extra={"reader": snap.reader})
+        self._queue([self._reader_status(snap)])
+
+    # -- internals -------------------------------------------------------------
+
+    def _queue(self, events: Sequence[AnyEvent]) -> None:
+        self._pending.extend(events)
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit queued events (and presence) to the outbox, then wake the publisher."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        self.outbox.append(events, presence=_presence_changes(events))
+        self.events_emitted += len(events)
+        depth = self.outbox.depth()
+        if depth > self.config.outbox.warn_depth:
+            log.warning("outbox holds %d unacknowledged events", depth)
+        self.publisher.notify()
+
+    def _restore_presence(self) -> None:
+        now_mono, now_time = self.clock.monotonic(), self.clock.now()
+        restored = 0
+        for row in self.outbox.presence():
+            self.smoother.restore(
+                epc=row.epc,
+                zone=row.zone,
+                reader=row.reader,
+                antenna=row.antenna,
+                first_seen=row.first_seen,
+                read_count=row.read_count,
+                peak_rssi_dbm=row.peak_rssi_dbm,
+                now_mono=now_mono,
+                now_time=now_time,
+            )
+            restored += 1
+        if restored:
+            log.info("restored %d present items from the outbox database", restored)
+
+    def _reader_status(self, snap: ReaderSnapshot) -> ReaderStatus:
+        return ReaderStatus(
+            kind="reader_status",
+            event_id=new_event_id(),
+            event_time=self.clock.now(),
+            site=self.config.site,
+            device=self.config.device,
+            reader=snap.reader,
+            reader_type=snap.reader_type,
+            state=snap.state,
+            read_rate_per_s=round(snap.read_rate_per_s, 3),
+            reads_total=snap.reads_total,
+            error_counts=dict(snap.error_counts),
+            last_error=snap.last_error,
+            firmware=snap.firmware,
+            round_read_rate_per_s=snap.round_read_rate_per_s,
+            round_total_reads=snap.round_total_reads,
+        )
+
+    def _device_status(
+        self, state: str, reason: str, readers: Sequence[ReaderStatus] = ()
+    ) -> DeviceStatus:
+        return DeviceStatus.model_validate(
+            {
+                "kind": "device_status",
+                "event_id": new_event_id(),
+                "event_time": self.clock.now(),
+                "site": self.config.site,
+                "device": self.config.device,
+                "state": state,
+                "reason": reason,
+                "software_version": __version__,
+                "uptime_s": round(
+                    max(0.0, self.clock.monotonic() - getattr(self, "_started_mono", 0.0))
+                    / self.config.time_scale,
+                    3,
+                ),
+                "heartbeat_interval_s": self.config.status.heartbeat_s,
+                "outbox_depth": self.outbox.depth(),
+                "readers": list(readers),
+            }
+        )
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._real_per_tick_s)
+            events = self.smoother.tick(self.clock.monotonic(), self.clock.now())
+            if events:
+                self._queue(events)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.status.heartbeat_s / self.config.time_scale)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Record every reader's status and republish the retained device status."""
+        statuses = [self._reader_status(d.snapshot()) for d in self.drivers]
+        self._queue(statuses)
+        status = self._device_status("online", "heartbeat", statuses)
+        await self.publisher.publish_status(status.model_dump_json().encode())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down cleanly."""
+        self._loop = asyncio.get_running_loop()
+        log.info(
+            "edge agent %s/%s starting with %d reader(s); %d events waiting in the outbox",
+            self.config.site,
+            self.config.device,
+            len(self.drivers),
+            self.outbox.depth(),
+        )
+        tasks = [asyncio.create_task(d.run(), name=f"reader-{d.reader_id}") for d in self.drivers]
+        tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
+        tasks.append(asyncio.create_task(self._tick_loop(), name="smoothing-tick"))
+        tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        finally:
+            log.info("edge agent stopping")
+            for task in tasks:
+                if task.get_name() != "publisher":
+                    task.cancel()
+            for task in tasks:
+                if task.get_name() != "publisher":
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            self.flush()
+            final = self._device_status("offline", "shutdown")
+            await self.publisher.close(final.model_dump_json().encode())
+            stopper.cancel()
+            for task in tasks:
+                if task.get_name() == "publisher":
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            self.outbox.close()
+            log.info("edge agent stopped")
+
+
+def _presence_changes(events: Sequence[AnyEvent]) -> list[MovementEvent]:
+    from tagtrail.events import Arrived, Departed, Moved
+
+    return [e for e in events if isinstance(e, Arrived | Moved | Departed)]
+
+
+def run_agent(config: EdgeConfig) -> None:
+    """Run the agent in a new event loop until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        agent = EdgeAgent(config)
+        await agent.run(stop)
+
+    asyncio.run(main())
