@@ -18,6 +18,7 @@ ZONES = {("r1", 1): "dock", ("r1", 2): "staging", ("r2", 1): "storage"}
 CFG = SmoothingConfig(
     arrive_min_reads=3,
     arrive_window_s=2.0,
+    arrive_settle_s=0.0,
     zone_window_s=2.0,
     move_hysteresis_db=3.0,
     move_min_reads=2,
@@ -67,6 +68,34 @@ def test_arrival_needs_min_reads_within_window() -> None:
     assert ev.identity.scheme == "epc"
     # further reads in the same zone emit nothing
     assert h.read(1.2) == []
+
+
+def test_arrival_waits_for_every_antenna_before_choosing_the_zone() -> None:
+    h = Harness(CFG.model_copy(update={"arrive_settle_s": 0.5}))
+    # a weak cross-read on staging comes first, three times in one antenna round
+    for t in (0.00, 0.01, 0.02):
+        assert h.read(t, antenna=2, rssi=-72) == []
+    # then the dock antenna's turn: the item is really at the door
+    assert h.read(0.30, antenna=1, rssi=-54) == []
+    out = h.read(0.55, antenna=1, rssi=-53)
+    assert [(e.kind, e.zone) for e in out] == [("arrived", "dock")]
+    # and it stays there: the weak staging reads never make it move
+    t = 0.6
+    while t < 5.0:
+        h.read(t, antenna=2, rssi=-72)
+        h.read(t + 0.01, antenna=1, rssi=-54)
+        h.tick(t + 0.02)
+        t += 0.1
+    assert [e.kind for e in h.events] == ["arrived"]
+
+
+def test_settled_arrival_is_found_by_tick_when_reads_stop() -> None:
+    h = Harness(CFG.model_copy(update={"arrive_settle_s": 0.5}))
+    for t in (0.0, 0.1, 0.2):
+        h.read(t, antenna=1)
+    assert h.events == []
+    out = h.tick(0.6)
+    assert [(e.kind, e.zone) for e in out] == [("arrived", "dock")]
 
 
 def test_sparse_reads_never_arrive() -> None:

@@ -38,16 +38,28 @@ from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
 
 log = logging.getLogger(__name__)
+R2000_IDLE_FLUSH_S = 0.2
 
 
 def make_driver(
     config: ReaderConfig,
     clock: Clock,
     agent: EdgeAgent,
+    time_scale: float = 1.0,
 ) -> ReaderDriver:
-    """The driver for one configured reader."""
+    """The driver for one configured reader.
+
+    Under a simulator running ``time_scale`` times faster than real time, the driver's
+    idle gap shrinks by the same factor, as the simulated reader's pauses do.
+    """
     if isinstance(config, R2000ReaderConfig):
-        return R2000Reader(config, clock, agent.on_read, agent.on_reader_state)
+        return R2000Reader(
+            config,
+            clock,
+            agent.on_read,
+            agent.on_reader_state,
+            idle_flush_s=R2000_IDLE_FLUSH_S / time_scale,
+        )
     raise AssertionError(f"no driver for {config!r}")  # pragma: no cover
 
 
@@ -80,7 +92,9 @@ class EdgeAgent:
             .model_dump_json()
             .encode(),
         )
-        self.drivers: list[ReaderDriver] = [make_driver(r, self.clock, self) for r in config.readers]
+        self.drivers: list[ReaderDriver] = [
+            make_driver(r, self.clock, self, config.time_scale) for r in config.readers
+        ]
         self._reader_types = {r.id: r.type for r in config.readers}
         self._pending: list[AnyEvent] = []
         self._flush_scheduled = False

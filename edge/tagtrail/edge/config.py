@@ -90,6 +90,13 @@ class SmoothingConfig(_Strict):
     arrive_window_s: float = Field(
         default=2.0, gt=0, le=600, description="Window for counting arrival reads, seconds."
     )
+    arrive_settle_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Wait this long after an item's first read before choosing the zone it "
+        "arrived in, so every antenna of a multiplexing reader has had its turn, seconds.",
+    )
     zone_window_s: float = Field(
         default=2.0,
         gt=0,
@@ -122,6 +129,8 @@ class SmoothingConfig(_Strict):
     def _check(self) -> SmoothingConfig:
         if self.depart_after_s <= self.move_holdoff_s:
             raise ValueError("depart_after_s must exceed move_holdoff_s")
+        if self.arrive_settle_s >= self.arrive_window_s:
+            raise ValueError("arrive_settle_s must be shorter than arrive_window_s")
         return self
 
 

@@ -6,7 +6,9 @@ presence of an item:
 
 ``arrived``
     A tag not yet present gets at least ``arrive_min_reads`` reads within
-    ``arrive_window_s``. Its zone is the dominant zone at that moment.
+    ``arrive_window_s``, the first of them at least ``arrive_settle_s`` ago (so that a
+    reader cycling its antennas has read the tag on each before a zone is chosen). Its
+    zone is the dominant zone at that moment.
 ``moved``
     While present, another zone becomes dominant: it has at least ``move_min_reads``
     reads within ``zone_window_s`` and its mean RSSI over that window beats the current
@@ -136,11 +138,13 @@ class Smoother:
             if now_mono - track.last_mono >= depart_after:
                 gone.append(epc)
                 continue
+            self._prune(track, now_mono)
             if track.state == "present":
-                self._prune(track, now_mono)
                 event = self._check_move(track, now_mono, now_time)
                 if event is not None:
                     events.append(event)
+            else:
+                events.extend(self._check_arrival(track, now_mono, now_time))
         for epc in gone:
             events.extend(self._end(self.tracks.pop(epc), now_time))
         return events
@@ -233,8 +237,12 @@ class Smoother:
 
     def _check_arrival(self, track: _Track, now: float, now_time: datetime) -> list[MovementEvent]:
         cfg = self.config
-        if self._count_since(track, now - cfg.arrive_window_s) < cfg.arrive_min_reads:
+        since = now - cfg.arrive_window_s
+        if self._count_since(track, since) < cfg.arrive_min_reads:
             return []
+        first = next(t for t, _, _ in track.window if t >= since)
+        if now - first < cfg.arrive_settle_s:
+            return []  # let every antenna have its turn before choosing the zone
         zone = self._dominant(track, 1)
         assert zone is not None  # the window holds at least arrive_min_reads reads
         track.state = "present"

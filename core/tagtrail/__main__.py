@@ -1,0 +1,5 @@
+"""``python -m tagtrail``: the same as the ``tagtrail`` command."""
+
+from tagtrail.cli import main
+
+main()

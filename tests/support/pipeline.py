@@ -1,0 +1,273 @@
+"""The real pipeline as processes: simulator -> edge agent -> broker -> a subscriber.
+
+Every piece is the real program: ``python -m tagtrail sim`` on a pseudo-terminal,
+``python -m tagtrail edge run`` reading it, a private mosquitto, and a paho subscriber
+that records what the broker delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from tagtrail.events import AnyEvent, Arrived, Departed, Moved, parse_message
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "hardware-sim" / "scenarios"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+    """Poll ``condition`` until true or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class SimProcess:
+    """``tagtrail sim`` as a subprocess; ready once it printed ``READY <path>``."""
+
+    def __init__(
+        self, scenario: Path, workdir: Path, *, time_scale: float, name: str = "reader0"
+    ) -> None:
+        self.link = workdir / name
+        self.truth_path = workdir / f"{name}-truth.json"
+        self.log_path = workdir / f"{name}-sim.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tagtrail.sim",
+                str(scenario),
+                "--time-scale",
+                str(time_scale),
+                "--link",
+                str(self.link),
+                "--ground-truth",
+                str(self.truth_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self._wait_ready(20.0)
+        self.truth: dict[str, Any] = json.loads(self.truth_path.read_text())
+        self.scenario: dict[str, Any] = yaml.safe_load(scenario.read_text())
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while b"READY" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"simulator not ready: {self.log_path.read_text(errors='replace')}"
+                    )
+                if sel.select(left):
+                    buf += os.read(self.proc.stdout.fileno(), 4096)
+        finally:
+            sel.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+def edge_config(
+    sims: list[SimProcess],
+    workdir: Path,
+    *,
+    broker_port: int,
+    time_scale: float,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write an edge.yaml that reads every simulator, with zones from their ground truth."""
+    truth = sims[0].truth
+    readers = [
+        {
+            "type": "r2000",
+            "id": f"r{i}",
+            "port": str(sim.link),
+            "antennas": [
+                {"port": int(port), "zone": zone} for port, zone in sim.truth["antennas"].items()
+            ],
+        }
+        for i, sim in enumerate(sims)
+    ]
+    cfg: dict[str, Any] = {
+        "site": truth.get("site") or "wh-test",
+        "device": truth.get("device") or "edge-test",
+        "readers": readers,
+        "time_scale": time_scale,
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "reconnect_initial_s": 0.2,
+            "reconnect_max_s": 1.0,
+        },
+        "outbox": {"path": str(workdir / "outbox.sqlite"), "synchronous": "normal"},
+        "smoothing": {"depart_after_s": sims[0].scenario["expect"]["depart_after_s"]},
+        "status": {"heartbeat_s": 10},
+    }
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = workdir / "edge.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+class EdgeProcess:
+    """``tagtrail edge run -c edge.yaml`` as a subprocess."""
+
+    def __init__(self, config: Path, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        log = (self.workdir / f"edge-{self.runs}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tagtrail", "edge", "run", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob("edge-*.log"))
+        )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+
+class Collector:
+    """A persistent-session MQTT subscriber recording every delivered event.
+
+    With a persistent session (clean_start=False and a session expiry) on a broker with
+    persistence, messages published while the collector or the broker was away are still
+    delivered after both are back.
+    """
+
+    def __init__(self, port: int, topic: str = "tagtrail/v1/#", client_id: str = "collector"):
+        self.lock = threading.Lock()
+        self.events: list[AnyEvent] = []
+        self.status: list[tuple[str, bytes, bool]] = []
+        self.messages = 0
+        self.invalid: list[bytes] = []
+        self.topic = topic
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.reconnect_delay_set(0.1, 0.5)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, keepalive=10, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_for(self.connected.is_set, 10, "collector connected")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if not rc.is_failure:
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages += 1
+            if msg.topic.endswith("/status"):
+                self.status.append((msg.topic, msg.payload, bool(msg.retain)))
+                return
+            try:
+                self.events.extend(parse_message(msg.payload))
+            except Exception:  # noqa: BLE001 - recorded and asserted on by the tests
+                self.invalid.append(msg.payload)
+
+    def movements(self) -> list[Arrived | Moved | Departed]:
+        with self.lock:
+            return [e for e in self.events if isinstance(e, Arrived | Moved | Departed)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def unique_by_id(events: list[Arrived | Moved | Departed]) -> list[Arrived | Moved | Departed]:
+    """Drop redeliveries: a duplicate must carry the same event_id, so keep the first."""
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            out.append(e)
+    return out
+
+
+def sequences(events: list[Arrived | Moved | Departed]) -> dict[str, list[dict[str, str]]]:
+    """Per EPC, the movements as ground truth writes them, in event-time order."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for e in sorted(events, key=lambda e: e.event_time):
+        step = {"kind": e.kind, "zone": e.zone}
+        if isinstance(e, Moved):
+            step["from_zone"] = e.from_zone
+        out.setdefault(e.epc or "", []).append(step)
+    return out
+
+
+def expected_sequences(truth: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    return {epc: list(tag["movements"]) for epc, tag in truth["tags"].items() if tag["movements"]}
+
+
+def expected_count(truth: dict[str, Any]) -> int:
+    return sum(len(tag["movements"]) for tag in truth["tags"].values())
