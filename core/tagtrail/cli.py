@@ -108,7 +108,7 @@ def edge_run(ctx: click.Context, config_path: Path) -> None:
     try:
         run_agent(cfg)
     except TagtrailError as exc:
-        logging.getLogger("tagtrail").error("edge agent stopped: %s", exc)
+        logging.getLogger("tagtrail").error("edge agent stopped: %s", exc)  # noqa: TRY400 - a clear line, no traceback
         sys.exit(1)
 
 
@@ -116,9 +116,7 @@ def edge_run(ctx: click.Context, config_path: Path) -> None:
 @click.option("--write", "mode", flag_value="write", help="Regenerate the files.")
 @click.option("--check", "mode", flag_value="check", help="Exit 1 if the files drifted.")
 @click.option("--print", "mode", flag_value="print", default=True, help="Print the schema.")
-@click.option(
-    "--root", type=click.Path(path_type=Path), default=Path(), help="Repository root."
-)
+@click.option("--root", type=click.Path(path_type=Path), default=Path(), help="Repository root.")
 def schema(mode: str, root: Path) -> None:
     """The event contract's JSON Schema and docs/DATA_FORMAT.md."""
     from tagtrail import docgen

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from tagtrail import events as ev
+from tagtrail.edge.config import ENV_PREFIX, EdgeConfig
+from tagtrail.readers.config import AntennaConfig, R2000ReaderConfig
 
 SCHEMA_PATH = Path("docs/schema/events-v1.json")
 DATA_FORMAT_PATH = Path("docs/DATA_FORMAT.md")
@@ -110,7 +112,7 @@ def example_events() -> list[ev.AnyEvent]:
 
 def _type_text(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " or ".join(_type_text(s, defs) for s in schema["anyOf"])
     if "oneOf" in schema:
@@ -234,9 +236,6 @@ def _config_sections(model: type[BaseModel], prefix: str, out: list[str]) -> Non
 
 
 def edge_config_markdown() -> str:
-    from tagtrail.edge.config import ENV_PREFIX, EdgeConfig
-    from tagtrail.readers.config import AntennaConfig, R2000ReaderConfig
-
     out = [
         "# Edge agent configuration (`edge.yaml`)",
         "",

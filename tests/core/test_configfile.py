@@ -66,9 +66,7 @@ def test_environment_overrides_secrets_and_nested_items(tmp_path: Path) -> None:
         ("- a\n- b\n", "<root>", "mapping"),
     ],
 )
-def test_invalid_config_names_the_field(
-    tmp_path: Path, text: str, path: str, reason: str
-) -> None:
+def test_invalid_config_names_the_field(tmp_path: Path, text: str, path: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, text), EdgeConfig, "T", environ={})
     paths = [p for p, _ in info.value.problems]
@@ -83,6 +81,4 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_env_override_of_missing_list_item(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such list item"):
-        load_config(
-            _write(tmp_path, GOOD), EdgeConfig, "T", environ={"T__READERS__5__PORT": "x"}
-        )
+        load_config(_write(tmp_path, GOOD), EdgeConfig, "T", environ={"T__READERS__5__PORT": "x"})

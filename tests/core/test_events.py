@@ -74,7 +74,7 @@ def test_moved_needs_a_different_zone() -> None:
 def test_events_are_frozen() -> None:
     event = docgen.example_events()[0]
     with pytest.raises(ValueError, match="frozen"):
-        event.zone = "elsewhere"  # type: ignore[misc]
+        event.zone = "elsewhere"  # type: ignore[union-attr]
 
 
 def test_barcode_identities_fit_version_1() -> None:

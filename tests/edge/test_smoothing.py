@@ -37,7 +37,12 @@ class Harness:
         self.events: list[MovementEvent] = []
 
     def read(
-        self, at: float, antenna: int = 1, rssi: float | None = -60, epc: str = EPC, reader="r1"
+        self,
+        at: float,
+        antenna: int = 1,
+        rssi: float | None = -60,
+        epc: str = EPC,
+        reader: str = "r1",
     ) -> list[MovementEvent]:
         self.clock.set(at)
         read = RawRead(reader, antenna, epc, rssi, self.clock.monotonic(), self.clock.now())

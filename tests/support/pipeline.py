@@ -22,8 +22,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tagtrail.events import AnyEvent, Arrived, Departed, Moved, parse_message
 
@@ -211,14 +211,16 @@ class Collector:
         )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
-        self.client.reconnect_delay_set(0.1, 0.5)
-        props = Properties(PacketTypes.CONNECT)
+        self.client.reconnect_delay_set(1, 2)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, keepalive=10, clean_start=False, properties=props)
         self.client.loop_start()
         wait_for(self.connected.is_set, 10, "collector connected")
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         if not rc.is_failure:
             client.subscribe(self.topic, qos=1)
             self.connected.set()
@@ -227,12 +229,12 @@ class Collector:
         with self.lock:
             self.messages += 1
             if msg.topic.endswith("/status"):
-                self.status.append((msg.topic, msg.payload, bool(msg.retain)))
+                self.status.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
                 return
             try:
-                self.events.extend(parse_message(msg.payload))
+                self.events.extend(parse_message(bytes(msg.payload)))
             except Exception:  # noqa: BLE001 - recorded and asserted on by the tests
-                self.invalid.append(msg.payload)
+                self.invalid.append(bytes(msg.payload))
 
     def movements(self) -> list[Arrived | Moved | Departed]:
         with self.lock:

@@ -32,7 +32,15 @@ from tagtrail.edge.config import EdgeConfig
 from tagtrail.edge.outbox import Outbox
 from tagtrail.edge.publisher import Publisher
 from tagtrail.edge.smoothing import MovementEvent, Smoother
-from tagtrail.events import AnyEvent, DeviceStatus, ReaderStatus, new_event_id
+from tagtrail.events import (
+    AnyEvent,
+    Arrived,
+    Departed,
+    DeviceStatus,
+    Moved,
+    ReaderStatus,
+    new_event_id,
+)
 from tagtrail.readers.config import R2000ReaderConfig, ReaderConfig
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
@@ -72,9 +80,7 @@ class EdgeAgent:
             clock = SystemClock() if config.time_scale == 1.0 else ScaledClock(config.time_scale)
         self.clock = clock
         self._real_per_tick_s = config.smoothing.tick_s / config.time_scale
-        zones = {
-            (r.id, a.port): a.zone for r in config.readers for a in r.antennas
-        }
+        zones = {(r.id, a.port): a.zone for r in config.readers for a in r.antennas}
         self.smoother = Smoother(
             config.smoothing, site=config.site, device=config.device, zones=zones
         )
@@ -88,9 +94,9 @@ class EdgeAgent:
             outbox=self.outbox,
             clock=self.clock,
             will_payload=self._device_status("offline", "will").model_dump_json().encode(),
-            status_payload=lambda: self._device_status("online", "startup")
-            .model_dump_json()
-            .encode(),
+            status_payload=lambda: (
+                self._device_status("online", "startup").model_dump_json().encode()
+            ),
         )
         self.drivers: list[ReaderDriver] = [
             make_driver(r, self.clock, self, config.time_scale) for r in config.readers
@@ -258,8 +264,6 @@ class EdgeAgent:
 
 
 def _presence_changes(events: Sequence[AnyEvent]) -> list[MovementEvent]:
-    from tagtrail.events import Arrived, Departed, Moved
-
     return [e for e in events if isinstance(e, Arrived | Moved | Departed)]
 
 
