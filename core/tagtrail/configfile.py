@@ -73,7 +73,8 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        problems.append((path or "<root>", err["msg"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append((path or "<root>", msg))
     return problems
 
 

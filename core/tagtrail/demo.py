@@ -61,7 +61,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    assert proc.stdout is not None
+    if proc.stdout is None:
+        raise TagtrailError("the simulator's output is not a pipe")
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
@@ -220,8 +221,10 @@ def run_demo(
         cfg_path.write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
 
         sub = subprocess.Popen(
-            [mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-v"]
-            + ["-t", f"tagtrail/v1/{site}/{device}/#"],
+            [
+                *(mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-v"),
+                *("-t", f"tagtrail/v1/{site}/{device}/#"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
@@ -239,7 +242,8 @@ def run_demo(
 
         movements: list[Arrived | Moved | Departed] = []
         counts: dict[str, int] = {}
-        assert sub.stdout is not None
+        if sub.stdout is None:
+            raise TagtrailError("mosquitto_sub's output is not a pipe")
         sel = selectors.DefaultSelector()
         sel.register(sub.stdout, selectors.EVENT_READ)
         buf = b""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tagtrail.events import Name
 
@@ -48,13 +48,18 @@ class R2000ReaderConfig(_Strict):
         default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
     )
 
+    @field_validator("antennas")
+    @classmethod
+    def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
+        ports = [a.port for a in antennas]
+        if len(set(ports)) != len(ports):
+            raise ValueError("each antenna port may appear once")
+        if any(p > 4 for p in ports):
+            raise ValueError("R2000 readers have antenna ports 1-4")
+        return antennas
+
     @model_validator(mode="after")
     def _check(self) -> R2000ReaderConfig:
-        ports = [a.port for a in self.antennas]
-        if len(set(ports)) != len(ports):
-            raise ValueError("antennas: each port may appear once")
-        if any(p > 4 for p in ports):
-            raise ValueError("antennas: R2000 readers have ports 1-4")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
         return self

@@ -1,0 +1,106 @@
+"""The ``tagtrail`` command line as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tagtrail.cli import main
+from tests.support.pipeline import SCENARIOS
+from tests.support.services import require_executable
+
+VALID = """
+site: wh1
+device: door-1
+readers:
+  - type: r2000
+    id: dock
+    port: /dev/ttyUSB0
+    antennas: [{port: 1, zone: dock-door-1}]
+"""
+
+
+def test_check_config_valid(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(VALID)
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid edge config (1 reader(s), site wh1, device door-1)" in result.output
+
+
+def test_check_config_names_each_failing_field_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        VALID.replace("port: 1,", "port: 7,").replace("device: door-1", "device: 'door 1'")
+        + "mqtt: {port: 0, colour: red}\n"
+    )
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    for field in (
+        "device:",
+        "readers.0.r2000.antennas: R2000 readers have antenna ports 1-4",
+        "mqtt.port:",
+        "mqtt.colour: Extra inputs are not permitted",
+    ):
+        assert field in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_config_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["check-config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "No such file" in result.output
+
+
+def test_edge_run_refuses_an_invalid_config_before_starting(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(VALID + "smoothing: {depart_after_s: -1}\n")
+    result = CliRunner().invoke(main, ["edge", "run", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "smoothing.depart_after_s" in result.output
+
+
+def test_schema_check_detects_drift(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["schema", "--check", "--root", str(tmp_path)]).exit_code == 1
+    wrote = runner.invoke(main, ["schema", "--write", "--root", str(tmp_path)])
+    assert wrote.exit_code == 0
+    assert "docs/DATA_FORMAT.md" in wrote.output
+    assert runner.invoke(main, ["schema", "--check", "--root", str(tmp_path)]).exit_code == 0
+
+
+def test_decode_is_a_subcommand() -> None:
+    result = CliRunner().invoke(main, ["decode", "--protocol", "r2000", "A0 03 01 72 EA"])
+    assert result.exit_code == 0, result.output
+    assert '"command"' in result.output or '"cmd"' in result.output
+
+
+def test_demo_runs_the_whole_pipeline_and_matches_ground_truth(tmp_path: Path) -> None:
+    require_executable("mosquitto", "/usr/sbin/mosquitto")
+    require_executable("mosquitto_sub")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagtrail",
+            "demo",
+            "--scenario",
+            str(SCENARIOS / "pallet-50.yaml"),
+            "--time-scale",
+            "10",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "items whose movements match the scenario's ground truth: 50/50" in proc.stdout
+    assert " arrived " in proc.stdout
+    assert " moved " in proc.stdout
+    assert (tmp_path / "demo" / "edge.log").exists()
