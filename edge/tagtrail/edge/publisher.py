@@ -438,14 +438,14 @@ class Publisher:
         attach the socket to the event loop in the loop's thread."""
         loop = asyncio.get_running_loop()
         cfg = self.config
+        if self._ssl_context is not None:
+            self._ssl_context.last_socket = None
         fut = loop.run_in_executor(
             None,
             lambda: conn.client.connect(
                 cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True
             ),
         )
-        if self._ssl_context is not None:
-            self._ssl_context.last_socket = None
         try:
             rc = await asyncio.shield(fut)
         except asyncio.CancelledError:
