@@ -392,7 +392,7 @@ class Publisher:
             try:
                 await self._connect_socket(conn)
             except (OSError, ValueError) as exc:
-                self._connect_failed(f"cannot reach MQTT broker {self._broker}: {exc}")
+                self._connect_failed(f"cannot connect to MQTT broker {self._broker}: {exc}")
                 return False
             if self._closing:
                 return False
