@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 
 from tagtrail.clock import ScaledClock
-from tagtrail.readers.config import R2000ReaderConfig
+from tagtrail.readers.config import AntennaConfig, R2000ReaderConfig
 from tagtrail.readers.model import RawRead
 from tagtrail.readers.r2000 import R2000Reader
 from tagtrail.sim import PtySimulator, load_scenario
@@ -35,7 +35,10 @@ async def _play(seconds: float) -> tuple[list[tuple[RawRead, float]], R2000Reade
         type="r2000",
         id="door",
         port=path,
-        antennas=[{"port": 1, "zone": "dock-door-1"}, {"port": 2, "zone": "staging"}],
+        antennas=[
+            AntennaConfig(port=1, zone="dock-door-1"),
+            AntennaConfig(port=2, zone="staging"),
+        ],
     )
     driver = R2000Reader(cfg, clock, on_read, idle_flush_s=0.2 / TIME_SCALE)
     task = asyncio.create_task(driver.run())
