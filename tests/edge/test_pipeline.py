@@ -124,6 +124,12 @@ def test_pallet_50_produces_exactly_the_ground_truth(pipeline: Pipeline) -> None
     assert device[0].state == "online"
     assert isinstance(device[-1], DeviceStatus)
     assert (device[-1].state, device[-1].reason) == ("offline", "shutdown")
+    # periodic heartbeats (every 10 scenario seconds) carry every reader's status
+    beats = [d for d in device if isinstance(d, DeviceStatus) and d.reason == "heartbeat"]
+    assert len(beats) >= 2
+    assert [r.reader for r in beats[-1].readers] == ["r0"]
+    assert beats[-1].readers[0].state == "online"
+    assert beats[-1].readers[0].read_rate_per_s > 0
 
 
 def test_broker_outage_of_20_seconds_loses_nothing(pipeline: Pipeline) -> None:
