@@ -60,7 +60,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None
     raise TagtrailError("mosquitto did not start listening")
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until ``tagtrail sim`` printed its ``READY`` line on stdout."""
     if proc.stdout is None:
         raise TagtrailError("the simulator's output is not a pipe")
     sel = selectors.DefaultSelector()
@@ -190,7 +191,7 @@ def run_demo(
             stderr=sim_log,
         )
         procs.append(sim)
-        _wait_ready(sim, 20)
+        wait_ready_line(sim, 20)
         truth: dict[str, Any] = json.loads(truth_path.read_text())
         spec: dict[str, Any] = yaml.safe_load(scenario.read_text())
         depart_after = float(spec.get("expect", {}).get("depart_after_s", 5.0))

@@ -8,8 +8,6 @@ that records what the broker delivered.
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -25,6 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tagtrail.demo import wait_ready_line
+from tagtrail.errors import TagtrailError
 from tagtrail.events import AnyEvent, Arrived, Departed, Moved, parse_message
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,27 +67,13 @@ class SimProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
         )
-        self._wait_ready(20.0)
+        try:
+            wait_ready_line(self.proc, 20.0)
+        except TagtrailError as exc:
+            log = self.log_path.read_text(errors="replace")
+            raise AssertionError(f"simulator not ready: {log}") from exc
         self.truth: dict[str, Any] = json.loads(self.truth_path.read_text())
         self.scenario: dict[str, Any] = yaml.safe_load(scenario.read_text())
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        try:
-            while b"READY" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError(
-                        f"simulator not ready: {self.log_path.read_text(errors='replace')}"
-                    )
-                if sel.select(left):
-                    buf += os.read(self.proc.stdout.fileno(), 4096)
-        finally:
-            sel.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
