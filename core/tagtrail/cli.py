@@ -6,10 +6,8 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 from tagtrail import __version__
 from tagtrail.errors import ConfigError, TagtrailError
@@ -40,16 +38,6 @@ def main(ctx: click.Context, log_level: str | None, log_format: str) -> None:
     setup_logging(log_level or "INFO", log_format)
 
 
-def _config_kind(path: Path) -> str:
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return "edge"  # let the loader report the problem with its field path
-    if isinstance(data, dict) and "readers" in data:
-        return "edge"
-    return "edge"
-
-
 @main.command("check-config")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
@@ -63,7 +51,7 @@ def check_config(file: Path, service: str) -> None:
     """Validate a config FILE; print each failing field and exit 2 if invalid."""
     from tagtrail.edge.config import load_edge_config
 
-    kind = _config_kind(file) if service == "auto" else service
+    kind = "edge" if service == "auto" else service  # the gateway's config joins here
     try:
         if kind == "edge":
             cfg = load_edge_config(file)

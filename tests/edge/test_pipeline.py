@@ -166,3 +166,31 @@ def test_sigkill_of_the_edge_agent_loses_nothing(pipeline: Pipeline) -> None:
     assert before < pipeline.n_expected
     pipeline.assert_matches_truth()
     assert "Traceback" not in pipeline.edge.logs()
+
+
+def test_unplugged_reader_is_reported_offline_then_back_online(pipeline: Pipeline) -> None:
+    pipeline.start()
+    pipeline.edge.start()
+
+    def states() -> list[str]:
+        with pipeline.collector.lock:
+            return [e.state for e in pipeline.collector.events if isinstance(e, ReaderStatus)]
+
+    wait_for(lambda: "online" in states(), 30, "reader online")
+    assert pipeline.sim is not None
+    pipeline.sim.stop()  # the reader's USB cable is pulled: the pty and its link vanish
+    wait_for(lambda: "offline" in states(), 30, "reader reported offline")
+    # plugged in again at the same path: the driver reconnects on its own
+    pipeline.sim = SimProcess(PALLET_50, pipeline.workdir, time_scale=TIME_SCALE)
+    wait_for(lambda: states().count("online") >= 2, 30, "reader back online")
+    assert pipeline.edge.proc is not None
+    assert pipeline.edge.proc.poll() is None  # the agent never stopped
+    assert pipeline.edge.terminate() == 0
+    with pipeline.collector.lock:
+        offline = [
+            e
+            for e in pipeline.collector.events
+            if isinstance(e, ReaderStatus) and e.state == "offline"
+        ]
+    assert offline[0].error_counts.get("disconnects", 0) >= 1
+    assert offline[0].last_error

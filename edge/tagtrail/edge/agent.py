@@ -79,6 +79,7 @@ class EdgeAgent:
         if clock is None:
             clock = SystemClock() if config.time_scale == 1.0 else ScaledClock(config.time_scale)
         self.clock = clock
+        self._started_mono = clock.monotonic()
         self._real_per_tick_s = config.smoothing.tick_s / config.time_scale
         zones = {(r.id, a.port): a.zone for r in config.readers for a in r.antennas}
         self.smoother = Smoother(
@@ -104,7 +105,6 @@ class EdgeAgent:
         self._reader_types = {r.id: r.type for r in config.readers}
         self._pending: list[AnyEvent] = []
         self._flush_scheduled = False
-        self._started_mono = self.clock.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events_emitted = 0
 
@@ -192,9 +192,7 @@ class EdgeAgent:
                 "reason": reason,
                 "software_version": __version__,
                 "uptime_s": round(
-                    max(0.0, self.clock.monotonic() - getattr(self, "_started_mono", 0.0))
-                    / self.config.time_scale,
-                    3,
+                    (self.clock.monotonic() - self._started_mono) / self.config.time_scale, 3
                 ),
                 "heartbeat_interval_s": self.config.status.heartbeat_s,
                 "outbox_depth": self.outbox.depth(),
