@@ -1,1 +1,1 @@
-"""x."""
+"""The gateway: MQTT consumer, positions store, InfluxDB writer and the HTTP API."""
