@@ -162,13 +162,17 @@ class InfluxWriteConfig(_Strict):
 InfluxBackendConfig = Annotated[InfluxV1Config | InfluxV2Config, Field(discriminator="backend")]
 
 
+Scope = Literal["read", "stream"]
+ALL_SCOPES: tuple[Scope, ...] = ("read", "stream")
+
+
 class ApiToken(_Strict):
     """A bearer token and what it may do."""
 
     name: str = Field(min_length=1, max_length=64, description="Who holds it (for logs).")
     token: SecretStr = Field(description="The bearer token; at least 16 characters.")
-    scopes: list[Literal["read", "stream"]] = Field(
-        default_factory=lambda: ["read", "stream"],
+    scopes: list[Scope] = Field(
+        default_factory=lambda: list(ALL_SCOPES),
         min_length=1,
         description="'read' for the REST endpoints, 'stream' for /v1/stream.",
     )
