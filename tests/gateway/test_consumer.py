@@ -20,9 +20,9 @@ from tests.support.mosquitto import Mosquitto
 EVENTS_TOPIC = "tagtrail/v1/wh1/door-1/events"
 
 
-async def _until(cond: Any, timeout: float = 15.0) -> None:
+async def _until(cond: Any, limit_s: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not cond():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")

@@ -7,12 +7,9 @@ when the broker acknowledges the message (PUBACK with a reason code below 0x80).
 
 Design, and why:
 
-* **asyncio, no paho threads.** paho's socket callbacks (``on_socket_open``,
-  ``on_socket_close``, ``on_socket_register_write``, ``on_socket_unregister_write``)
-  register the socket with the event loop, which calls ``loop_read`` / ``loop_write``
-  when it is readable / writable; a small task calls ``loop_misc`` once a second for
-  keep-alive. Only the blocking TCP (and TLS) connect runs in the default executor, and
-  the socket is attached to the loop in the loop's thread once it returns.
+* **asyncio, no paho threads.** :class:`tagtrail.mqttio.PahoLoop` drives the client from
+  the event loop (socket callbacks, ``loop_read`` / ``loop_write`` / ``loop_misc``); only
+  the blocking TCP (and TLS) connect runs in the default executor.
 * **A fresh paho Client per connection, with clean_start.** paho keeps unacknowledged
   QoS 1 messages of a client and re-sends them itself after a reconnect. The outbox is the
   only source of truth here, so every connection gets a new Client (and a clean session
@@ -46,7 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -58,18 +55,9 @@ from tagtrail.edge.config import MqttConfig
 from tagtrail.edge.outbox import Outbox, OutboxRow
 from tagtrail.errors import OutboxError, PublishError
 from tagtrail.events import encode_payloads, events_topic, status_topic
-
-if TYPE_CHECKING:
-    from paho.mqtt.client import SocketLike
+from tagtrail.mqttio import AUTH_REASONS, PahoLoop, TrackingSSLContext, make_ssl_context
 
 logger = logging.getLogger(__name__)
-
-_MISC_INTERVAL_S = 1.0
-"""How often paho's ``loop_misc`` (keep-alive, ping timeout) runs."""
-
-_AUTH_REASONS = {0x86, 0x87, 0x8C}
-"""CONNACK reasons that mean the credentials are wrong: bad user name or password, not
-authorized, bad authentication method."""
 
 _READ_AHEAD_MESSAGES = 16
 """At most this many messages' worth of rows are read from the outbox at once."""
@@ -127,11 +115,8 @@ class _Connection:
     """State of one paho Client, from connect to socket close."""
 
     client: Client
-    fd: int | None = None
-    misc_task: asyncio.Task[None] | None = None
-    writing: bool = False
+    io: PahoLoop
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
     refused: str | None = None
     cursor: int = 0
     inflight: dict[int, _Batch] = field(default_factory=dict)
@@ -141,28 +126,11 @@ class _Connection:
 
     @property
     def open(self) -> bool:
-        return self.fd is not None
+        return self.io.open
 
-
-class _TrackingSSLContext(ssl.SSLContext):
-    """An SSL context that remembers the last socket it wrapped.
-
-    paho's connect() wraps the TCP socket and runs the TLS handshake itself; when the
-    handshake fails (e.g. an untrusted certificate) it raises without closing that
-    socket. Remembering it lets the publisher close it instead of leaking it.
-    """
-
-    last_socket: ssl.SSLSocket | None = None
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        wrapped = super().wrap_socket(*args, **kwargs)
-        self.last_socket = wrapped
-        return wrapped
-
-    def close_last(self, keep: object = None) -> None:
-        sock, self.last_socket = self.last_socket, None
-        if sock is not None and sock is not keep:
-            sock.close()
+    @property
+    def closed(self) -> asyncio.Event:
+        return self.io.closed
 
 
 class _TokenBucket:
@@ -341,18 +309,15 @@ class Publisher:
     # -- connection lifecycle ---------------------------------------------------------
 
     @staticmethod
-    def _make_ssl_context(config: MqttConfig) -> _TrackingSSLContext | None:
+    def _make_ssl_context(config: MqttConfig) -> TrackingSSLContext | None:
         if config.tls_ca_file is None:
             return None
-        # PROTOCOL_TLS_CLIENT: certificate and host name are verified.
-        context = _TrackingSSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
-            context.load_verify_locations(cafile=str(config.tls_ca_file))
+            return make_ssl_context(str(config.tls_ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise PublishError(
                 f"MQTT TLS: cannot load CA file {config.tls_ca_file}: {exc}"
             ) from exc
-        return context
 
     def _make_client(self) -> Client:
         client = Client(
@@ -375,23 +340,30 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_socket_register_write
-        client.on_socket_unregister_write = self._on_socket_unregister_write
         return client
 
     async def _session(self) -> bool:
         """One connection: connect, publish until it closes. True if CONNACK succeeded."""
         loop = asyncio.get_running_loop()
         client = self._make_client()
-        conn = _Connection(client)
+        io = PahoLoop(
+            client,
+            name="tagtrail-mqtt",
+            ssl_context=self._ssl_context,
+            on_close=lambda: self._on_io_closed(conn),
+        )
+        conn = _Connection(client, io)
         client.user_data_set(conn)
         self._conn = conn
         try:
             try:
-                await self._connect_socket(conn)
-            except (OSError, ValueError) as exc:
+                await io.connect(
+                    self.config.host,
+                    self.config.port,
+                    keepalive=self.config.keepalive_s,
+                    clean_start=True,
+                )
+            except OSError as exc:
                 self._connect_failed(f"cannot connect to MQTT broker {self._broker}: {exc}")
                 return False
             if self._closing:
@@ -433,79 +405,18 @@ class Publisher:
             self.stats.inflight = 0
             self._flush_acks(quiet=True)
 
-    async def _connect_socket(self, conn: _Connection) -> None:
-        """paho's connect (blocking DNS, TCP and TLS handshake) in the executor, then
-        attach the socket to the event loop in the loop's thread."""
-        loop = asyncio.get_running_loop()
-        cfg = self.config
-        if self._ssl_context is not None:
-            self._ssl_context.last_socket = None
-        fut = loop.run_in_executor(
-            None,
-            lambda: conn.client.connect(
-                cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True
-            ),
-        )
-        try:
-            rc = await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            # The thread still finishes; close whatever socket it opens.
-            fut.add_done_callback(lambda _f: self._abandon(conn))
-            raise
-        except (OSError, ValueError):
-            self._abandon(conn)
-            raise
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._abandon(conn)
-            raise OSError(f"paho connect returned {rc!s}")
-        sock = conn.client.socket()
-        if sock is None:
-            raise OSError("paho connect returned no socket")
-        self._attach(conn, sock)
-
-    def _attach(self, conn: _Connection, sock: SocketLike) -> None:
-        loop = self._require_loop()
-        conn.fd = sock.fileno()
-        loop.add_reader(conn.fd, self._on_readable, conn)
-        if conn.client.want_write():
-            conn.writing = True
-            loop.add_writer(conn.fd, self._on_writable, conn)
-        conn.misc_task = loop.create_task(self._misc_loop(conn), name="tagtrail-mqtt-misc")
-
-    def _detach(self, conn: _Connection) -> None:
-        """Unregister the socket from the loop and mark the connection closed."""
-        loop = self._loop
-        if conn.fd is not None and loop is not None and not loop.is_closed():
-            loop.remove_reader(conn.fd)
-            loop.remove_writer(conn.fd)
-        conn.fd = None
-        conn.writing = False
-        if conn.misc_task is not None and conn.misc_task is not asyncio.current_task():
-            conn.misc_task.cancel()
-        conn.misc_task = None
+    def _on_io_closed(self, conn: _Connection) -> None:
+        """The connection's socket closed (either side): wake everything waiting on it."""
         for timer in conn.timers:
             timer.cancel()
         conn.timers.clear()
-        conn.closed.set()
         self.stats.connected = False
         self._progress.set()
         self._wake.set()
 
     def _drop(self, conn: _Connection) -> None:
         """Close the connection without DISCONNECT: the broker will publish the will."""
-        sock = conn.client.socket()
-        self._detach(conn)
-        if sock is not None:
-            sock.close()
-
-    def _abandon(self, conn: _Connection) -> None:
-        """Close the socket(s) of a connect that failed or finished after we gave up."""
-        conn.closed.set()
-        sock = conn.client.socket()
-        if self._ssl_context is not None:
-            self._ssl_context.close_last(keep=sock)
-        if sock is not None:
-            sock.close()
+        conn.io.drop()
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -520,56 +431,6 @@ class Publisher:
         if isinstance(conn, _Connection) and conn is self._conn and self._in_loop_thread():
             return conn
         return None
-
-    async def _misc_loop(self, conn: _Connection) -> None:
-        while conn.open:
-            await asyncio.sleep(_MISC_INTERVAL_S)
-            if not conn.open or conn.client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return
-
-    # -- socket callbacks (event loop thread) ---------------------------------------
-
-    def _on_readable(self, conn: _Connection) -> None:
-        try:
-            conn.client.loop_read()
-            sock = conn.client.socket()
-            if conn.open and isinstance(sock, ssl.SSLSocket) and sock.pending():
-                self._require_loop().call_soon(self._on_readable, conn)
-        except Exception:
-            logger.exception("MQTT broker %s: error while reading; reconnecting", self._broker)
-            if conn.open:
-                self._drop(conn)
-        self._flush_acks(quiet=True)
-
-    def _on_writable(self, conn: _Connection) -> None:
-        try:
-            conn.client.loop_write()
-        except Exception:
-            logger.exception("MQTT broker %s: error while writing; reconnecting", self._broker)
-            if conn.open:
-                self._drop(conn)
-
-    def _on_socket_open(self, client: Client, userdata: Any, sock: SocketLike) -> None:
-        # Called in the executor thread during connect(); _connect_socket attaches the
-        # socket in the loop thread once connect() returns.
-        return
-
-    def _on_socket_close(self, client: Client, userdata: Any, sock: SocketLike) -> None:
-        conn = self._current(userdata)
-        if conn is not None and conn.open:
-            self._detach(conn)
-
-    def _on_socket_register_write(self, client: Client, userdata: Any, sock: SocketLike) -> None:
-        conn = self._current(userdata)
-        if conn is not None and conn.fd is not None and not conn.writing:
-            conn.writing = True
-            self._require_loop().add_writer(conn.fd, self._on_writable, conn)
-
-    def _on_socket_unregister_write(self, client: Client, userdata: Any, sock: SocketLike) -> None:
-        conn = self._current(userdata)
-        if conn is not None and conn.fd is not None and conn.writing:
-            conn.writing = False
-            self._require_loop().remove_writer(conn.fd)
 
     # -- MQTT callbacks ---------------------------------------------------------------
 
@@ -589,7 +450,7 @@ class Publisher:
             conn.refused = reason
             hint = (
                 " (check mqtt.username and mqtt.password)"
-                if reason_code.value in _AUTH_REASONS
+                if reason_code.value in AUTH_REASONS
                 else ""
             )
             self._connect_failed(
