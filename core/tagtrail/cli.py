@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 
 from tagtrail import __version__
 from tagtrail.errors import ConfigError, TagtrailError
@@ -38,11 +39,28 @@ def main(ctx: click.Context, log_level: str | None, log_format: str) -> None:
     setup_logging(log_level or "INFO", log_format)
 
 
+def _config_kind(path: Path) -> str:
+    """'gateway' for a file with an ``api`` or ``influx`` section, else 'edge'."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "edge"  # the loader reports the problem with its field path
+    if isinstance(data, dict) and ({"api", "influx"} & set(data)) and "readers" not in data:
+        return "gateway"
+    return "edge"
+
+
+def _report_config_error(exc: ConfigError, kind: str) -> None:
+    click.echo(f"{exc.source}: invalid {kind} config", err=True)
+    for path, reason in exc.problems:
+        click.echo(f"  {path}: {reason}", err=True)
+
+
 @main.command("check-config")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
     "--service",
-    type=click.Choice(["auto", "edge"]),
+    type=click.Choice(["auto", "edge", "gateway"]),
     default="auto",
     show_default=True,
     help="Which service's config FILE is.",
@@ -50,16 +68,18 @@ def main(ctx: click.Context, log_level: str | None, log_format: str) -> None:
 def check_config(file: Path, service: str) -> None:
     """Validate a config FILE; print each failing field and exit 2 if invalid."""
     from tagtrail.edge.config import load_edge_config
+    from tagtrail.gateway.config import load_gateway_config
 
-    kind = "edge" if service == "auto" else service  # the gateway's config joins here
+    kind = _config_kind(file) if service == "auto" else service
     try:
         if kind == "edge":
             cfg = load_edge_config(file)
             summary = f"{len(cfg.readers)} reader(s), site {cfg.site}, device {cfg.device}"
+        else:
+            gw = load_gateway_config(file)
+            summary = f"InfluxDB {gw.influx.backend} at {gw.influx.url}, API port {gw.api.port}"
     except ConfigError as exc:
-        click.echo(f"{exc.source}: invalid {kind} config", err=True)
-        for path, reason in exc.problems:
-            click.echo(f"  {path}: {reason}", err=True)
+        _report_config_error(exc, kind)
         sys.exit(2)
     click.echo(f"{file}: valid {kind} config ({summary})")
 
@@ -87,9 +107,7 @@ def edge_run(ctx: click.Context, config_path: Path) -> None:
     try:
         cfg = load_edge_config(config_path)
     except ConfigError as exc:
-        click.echo(f"{exc.source}: invalid edge config", err=True)
-        for path, reason in exc.problems:
-            click.echo(f"  {path}: {reason}", err=True)
+        _report_config_error(exc, "edge")
         sys.exit(2)
     if ctx.obj.get("log_level") is None:
         setup_logging(cfg.logging.level, ctx.obj.get("log_format", "text"))
@@ -97,6 +115,40 @@ def edge_run(ctx: click.Context, config_path: Path) -> None:
         run_agent(cfg)
     except TagtrailError as exc:
         logging.getLogger("tagtrail").error("edge agent stopped: %s", exc)  # noqa: TRY400 - a clear line, no traceback
+        sys.exit(1)
+
+
+@main.group("gateway")
+def gateway_group() -> None:
+    """The gateway: MQTT -> positions and InfluxDB, and the API."""
+
+
+@gateway_group.command("run")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="gateway.yaml",
+)
+@click.pass_context
+def gateway_run(ctx: click.Context, config_path: Path) -> None:
+    """Consume events, keep positions, write InfluxDB and serve the API."""
+    from tagtrail.gateway.config import load_gateway_config
+    from tagtrail.gateway.service import run_gateway
+
+    try:
+        cfg = load_gateway_config(config_path)
+    except ConfigError as exc:
+        _report_config_error(exc, "gateway")
+        sys.exit(2)
+    if ctx.obj.get("log_level") is None:
+        setup_logging(cfg.log_level, ctx.obj.get("log_format", "text"))
+    try:
+        run_gateway(cfg, on_ready=lambda url: click.echo(f"API {url}"))
+    except TagtrailError as exc:
+        logging.getLogger("tagtrail").error("gateway stopped: %s", exc)  # noqa: TRY400
         sys.exit(1)
 
 

@@ -318,3 +318,21 @@ def test_paced_rounds_under_a_scaled_clock() -> None:
                 assert t >= 0.2  # the reply took repeat * round_period scenario seconds
 
     asyncio.run(main())
+
+
+def test_looping_replays_the_scenario() -> None:
+    """With loop_s the scenario starts again: t = end_s + grace + 5 plays like t = 5."""
+
+    async def body(sim: PtySimulator, client: PtyClient, clock: ManualClock) -> None:
+        client.send(command(0x89, 1))  # starts the scenario clock at t = 0
+        await client.round_reply()
+        clock.set(5.0)
+        client.send(command(0x89, 1))
+        *first, _ = await client.round_reply()
+        clock.set(5.0 + sim.scenario.end_s + 2.0)
+        client.send(command(0x89, 1))
+        *again, _ = await client.round_reply()
+        assert sorted(tag_fields(f)[2] for f in first) == [A, B]
+        assert sorted(tag_fields(f)[2] for f in again) == [A, B]
+
+    run(make(), body, loop_s=make().end_s + 2.0)

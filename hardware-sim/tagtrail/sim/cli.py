@@ -44,6 +44,7 @@ async def _serve(
     start_immediately: bool,
     exit_at_end: bool,
     grace_s: float,
+    loop: bool = False,
 ) -> None:
     sim = PtySimulator(
         scenario,
@@ -52,6 +53,7 @@ async def _serve(
         time_scale,
         link=link,
         start_immediately=start_immediately,
+        loop_s=scenario.end_s + grace_s if loop else None,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -116,6 +118,11 @@ async def _serve(
     help="Exit 0 once the scenario clock passes end_s plus --grace.",
 )
 @click.option(
+    "--loop",
+    is_flag=True,
+    help="Replay the scenario for ever, every end_s plus --grace scenario seconds.",
+)
+@click.option(
     "--grace",
     "grace_s",
     type=click.FloatRange(min=0),
@@ -140,6 +147,7 @@ def sim_command(
     start_immediately: bool,
     exit_at_end: bool,
     grace_s: float,
+    loop: bool,
     log_level: str,
 ) -> None:
     """Simulate an R2000 RFID reader playing SCENARIO.yaml on a pseudo-terminal."""
@@ -155,8 +163,9 @@ def sim_command(
                 seed=seed,
                 link=link,
                 start_immediately=start_immediately,
-                exit_at_end=exit_at_end,
+                exit_at_end=exit_at_end and not loop,
                 grace_s=grace_s,
+                loop=loop,
             )
         )
     except TagtrailError as exc:

@@ -95,6 +95,7 @@ class PtySimulator:
         link: Path | str | None = None,
         start_immediately: bool = False,
         pace: bool = True,
+        loop_s: float | None = None,
     ) -> None:
         if time_scale is None:
             time_scale = clock.scale if isinstance(clock, ScaledClock) else 1.0
@@ -107,6 +108,10 @@ class PtySimulator:
         self.link = Path(link) if link is not None else None
         self.start_immediately = start_immediately
         self.pace = pace
+        if loop_s is not None and loop_s <= 0:
+            raise ValueError("loop_s must be positive")
+        self.loop_s = loop_s
+        """Replay the scenario every ``loop_s`` scenario seconds (None: play it once)."""
         self.counters = SimCounters()
         self.address = scenario.reader.address
         self.work_antenna = 0
@@ -383,6 +388,8 @@ class PtySimulator:
                 return
             repeat = cmd.data[2]
         t = self.clock.monotonic() - self.start_scenario()
+        if self.loop_s is not None:
+            t %= self.loop_s
         port = self.work_antenna + 1
         if not self.engine.connected(port):
             self._reply(result_frame(self.address, op, ANTENNA_MISSING))

@@ -1,0 +1,154 @@
+"""The gateway process: consumer -> store (+ InfluxDB spool) -> writer, API and stream.
+
+One asyncio loop runs it all:
+
+* the :class:`~tagtrail.gateway.consumer.Consumer` receives events and calls
+  :meth:`Gateway.apply`, which commits them to the :class:`SqliteStore` (positions,
+  dedupe records and the InfluxDB points, in one transaction) before the MQTT messages
+  are acknowledged, then wakes the writer and publishes position changes to the stream;
+* the :class:`~tagtrail.gateway.influx.InfluxWriter` drains the spooled points to InfluxDB
+  in batches, retrying while it is down;
+* a task writes the ``stock`` measurement every ``write.stock_interval_s`` and prunes old
+  dedupe records;
+* uvicorn serves the API in the same loop.
+
+SIGTERM or SIGINT stop it cleanly: the consumer acknowledges what it applied and
+disconnects, the writer makes a last attempt to flush (whatever remains stays spooled),
+the API stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+import uvicorn
+
+from tagtrail.clock import Clock, SystemClock
+from tagtrail.events import AnyEvent
+from tagtrail.gateway.api import Broadcaster, create_app
+from tagtrail.gateway.config import GatewayConfig
+from tagtrail.gateway.consumer import Consumer
+from tagtrail.gateway.influx import InfluxQuery, InfluxWriter, make_backend
+from tagtrail.gateway.store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600.0
+
+
+class Gateway:
+    """The wired gateway. ``run`` serves until ``stop`` is set (or a signal arrives)."""
+
+    def __init__(self, config: GatewayConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = SqliteStore(
+            config.store.path,
+            synchronous=config.store.synchronous,
+            clock=self.clock,
+            dedupe_retention_s=config.store.dedupe_retention_s,
+        )
+        self.backend = make_backend(config.influx, timeout_s=config.write.timeout_s)
+        self.writer = InfluxWriter(self.backend, config.write, self.store, clock=self.clock)
+        self.query = InfluxQuery(config.influx, timeout_s=config.write.timeout_s)
+        self.stream = Broadcaster(config.api.stream_queue)
+        self.consumer = Consumer(config.mqtt, self.apply, now=self.clock.now)
+        self.app = create_app(
+            self.store, config.api, movements=self.query, health=self, stream=self.stream
+        )
+        self.api_port: int | None = None
+        self._server: uvicorn.Server | None = None
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[AnyEvent]) -> None:
+        """Commit events (called by the consumer before it acknowledges them)."""
+        result = self.store.apply(events)
+        self.writer.notify()
+        if result.changes:
+            self.stream.publish(result.changes)
+
+    def readiness(self) -> dict[str, bool]:
+        return {"mqtt": self.consumer.connected, "influxdb": self.writer.stats.influx_ok}
+
+    async def _housekeeping(self) -> None:
+        interval = self.config.write.stock_interval_s
+        since_prune = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            self.store.enqueue_lines(self.store.stock_lines(self.clock.now()))
+            self.writer.notify()
+            since_prune += interval
+            if since_prune >= PRUNE_EVERY_S:
+                since_prune = 0.0
+                self.store.prune_processed(self.clock.now())
+
+    async def run(
+        self, stop: asyncio.Event | None = None, on_ready: Callable[[str], None] | None = None
+    ) -> None:
+        """Serve until ``stop`` is set or uvicorn gets SIGTERM/SIGINT; then shut down."""
+        api = self.config.api
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=api.host,
+                port=api.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        self._server = server
+        tasks = [
+            asyncio.create_task(self.writer.run(), name="influx-writer"),
+            asyncio.create_task(self.consumer.run(), name="mqtt-consumer"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        serving = asyncio.create_task(server.serve(), name="api")
+        watchers = [serving]
+        if stop is not None:
+            watchers.append(asyncio.create_task(stop.wait(), name="stop"))
+        started = asyncio.create_task(self._announce(server, on_ready), name="announce")
+        try:
+            done, _ = await asyncio.wait([*watchers, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task in tasks and not task.cancelled() and task.exception() is not None:
+                    log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        finally:
+            log.info("gateway stopping")
+            started.cancel()
+            await self.consumer.close()
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+            await self.writer.close(timeout_s=5.0)
+            for task in [*tasks, *watchers]:
+                task.cancel()
+            for task in [*tasks, *watchers, started]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.query.close()
+            await self.backend.close()
+            self.stream.close()
+            self.store.close()
+            log.info("gateway stopped")
+
+    async def _announce(
+        self, server: uvicorn.Server, on_ready: Callable[[str], None] | None
+    ) -> None:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+            await asyncio.sleep(0.02)
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        self.api_port = int(sockets[0].getsockname()[1]) if sockets else self.config.api.port
+        url = f"http://{self.config.api.host}:{self.api_port}"
+        log.info("API listening on %s", url)
+        if on_ready is not None:
+            on_ready(url)
+
+
+def run_gateway(config: GatewayConfig, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run a gateway in a new event loop until SIGTERM or SIGINT (uvicorn handles them)."""
+    asyncio.run(Gateway(config).run(on_ready=on_ready))
