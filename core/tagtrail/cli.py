@@ -181,14 +181,47 @@ def schema(mode: str, root: Path) -> None:
     default=None,
     help="Simulator scenario (default: the bundled demo-door scenario).",
 )
-@click.option("--time-scale", type=float, default=5.0, show_default=True)
-@click.option("--workdir", type=click.Path(path_type=Path), default=None)
-def demo(scenario: Path | None, time_scale: float, workdir: Path | None) -> None:
-    """Run the whole pipeline on this machine, driven by the simulator, and print events."""
+@click.option(
+    "--time-scale",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Play the scenario this many times faster than real time.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for configs, logs and data (default: a new temporary folder).",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Play the scenario once; exit 0 when the API and InfluxDB match its ground truth.",
+)
+@click.option("--plain", is_flag=True, help="Print events as lines instead of a live table.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def demo(  # noqa: PLR0917 - click passes every option as an argument
+    scenario: Path | None,
+    time_scale: float,
+    workdir: Path | None,
+    once: bool,
+    plain: bool,
+    duration: float | None,
+) -> None:
+    """Run the whole pipeline on this machine, driven by the simulator (Ctrl-C stops it)."""
     from tagtrail.demo import run_demo
 
     try:
-        rc = run_demo(scenario=scenario, time_scale=time_scale, workdir=workdir, echo=click.echo)
+        rc = run_demo(
+            scenario=scenario,
+            time_scale=time_scale,
+            workdir=workdir,
+            echo=click.echo,
+            once=once,
+            plain=plain,
+            duration=duration,
+        )
     except TagtrailError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)

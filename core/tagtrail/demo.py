@@ -1,142 +1,374 @@
 """``tagtrail demo``: the whole pipeline on one machine, driven by the simulator.
 
-It starts a private Mosquitto on a free port, the R2000 simulator on a pseudo-terminal
-playing a scenario, and the edge agent reading it; it subscribes to the events and prints
-each one as it arrives, then compares what was published with the scenario's ground truth.
-Everything runs as separate processes, exactly as in production; all files live in a
-temporary work folder.
+It starts, as child processes on free loopback ports with a temporary data folder:
+Mosquitto, influxd (Debian's 1.6), the R2000 simulator on a pseudo-terminal playing a
+dock-door scenario (looping by default), the edge agent reading it, and the gateway. It
+prints the API URL and token, then a live terminal table of recent movements (from the
+API's ``/v1/stream``) and stock per zone (from ``/v1/stock``).
+
+Ctrl-C (or SIGTERM) stops everything in order — edge, gateway, simulator, influxd,
+broker — and every child dies with the demo even if it is killed.
+
+``--once`` plays the scenario once and exits 0 when the API's positions equal the
+scenario's ground truth and InfluxDB holds exactly the expected movement points; the
+tests run it that way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import secrets
 import selectors
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import httpx
 import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
 
-from tagtrail.errors import ContractError, TagtrailError
-from tagtrail.events import AnyEvent, Arrived, Departed, DeviceStatus, Moved, parse_message
+from tagtrail.devservices import ServiceError, spawn, start_influxd, start_mosquitto, stop
+from tagtrail.errors import TagtrailError
 
 Echo = Callable[[str], None]
-BUNDLED = Path(__file__).resolve().parents[2] / "hardware-sim" / "scenarios" / "demo-door.yaml"
+SCENARIOS = Path(__file__).resolve().parents[2] / "hardware-sim" / "scenarios"
+BUNDLED = SCENARIOS / "demo-door.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+@dataclass
+class DemoState:
+    """What the live view shows."""
+
+    movements: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=14))
+    stock: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
 
 
-def _which(name: str, *extra: str) -> str:
-    for cand in (name, *extra):
-        found = shutil.which(cand)
-        if found:
-            return found
-    raise TagtrailError(f"{name} is not installed: run ./demo.sh, or apt-get install mosquitto")
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise TagtrailError("mosquitto exited at start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TagtrailError("mosquitto did not start listening")
-
-
-def wait_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Wait until ``tagtrail sim`` printed its ``READY`` line on stdout."""
+def _read_line_prefix(proc: subprocess.Popen[bytes], prefix: bytes, timeout: float) -> str:
+    """Read the child's stdout until a line starts with ``prefix``; return the rest."""
     if proc.stdout is None:
-        raise TagtrailError("the simulator's output is not a pipe")
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+        raise TagtrailError("child output is not a pipe")
+    fd = proc.stdout.fileno()
     deadline = time.monotonic() + timeout
     buf = b""
-    try:
-        while b"READY" not in buf:
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            for line in buf.split(b"\n")[:-1]:
+                if line.startswith(prefix):
+                    return line[len(prefix) :].decode().strip()
             left = deadline - time.monotonic()
             if left <= 0 or proc.poll() is not None:
-                raise TagtrailError("the simulator did not start")
-            if sel.select(left):
-                buf += os.read(proc.stdout.fileno(), 4096)
-    finally:
-        sel.close()
+                break
+            if sel.select(min(left, 0.5)):
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+    raise TagtrailError(f"a child process did not print {prefix.decode().strip()!r}")
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def wait_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """Wait until ``tagtrail sim`` printed ``READY <pty>``; return the pty path."""
+    return _read_line_prefix(proc, b"READY ", timeout)
 
 
-def format_event(event: AnyEvent) -> str:
-    """One line per event, for people."""
-    t = event.event_time.strftime("%H:%M:%S.%f")[:-3]
-    if isinstance(event, Arrived | Moved | Departed):
-        where = f"{event.from_zone} -> {event.zone}" if isinstance(event, Moved) else event.zone
-        rssi = "" if event.peak_rssi_dbm is None else f", peak {event.peak_rssi_dbm:.0f} dBm"
-        return (
-            f"{t}  {event.kind:<8}  {event.epc or event.item_key}  {where}"
-            f"  ({event.reader}/ant {event.antenna}, {event.read_count} reads{rssi})"
-        )
-    if isinstance(event, DeviceStatus):
-        return f"{t}  status    device {event.device} {event.state} ({event.reason})"
-    errors = sum(event.error_counts.values())
-    return (
-        f"{t}  reader    {event.reader} {event.state}, {event.read_rate_per_s:.0f} reads/s,"
-        f" {event.reads_total} reads, {errors} errors"
+def compare_positions(items: list[dict[str, Any]], truth: dict[str, Any]) -> tuple[int, int]:
+    """(EPCs whose API zone equals the ground truth's final zone, EPCs in the truth)."""
+    zones = {i["epc"]: i["zone"] for i in items if i.get("epc")}
+    ok = sum(
+        1 for epc, tag in truth["tags"].items() if epc in zones and zones[epc] == tag["final_zone"]
     )
-
-
-def compare_with_truth(
-    events: list[Arrived | Moved | Departed], truth: dict[str, Any]
-) -> tuple[int, int]:
-    """(items whose movements match the ground truth, items in the ground truth).
-
-    The demo's simulator stops at the end of the scenario, so an item that stays may
-    also have departed after it: that trailing departure is not held against it.
-    """
-    seen: set[str] = set()
-    got: dict[str, list[dict[str, str]]] = {}
-    for e in sorted(events, key=lambda e: e.event_time):
-        if e.event_id in seen:
-            continue
-        seen.add(e.event_id)
-        step = {"kind": e.kind, "zone": e.zone}
-        if isinstance(e, Moved):
-            step["from_zone"] = e.from_zone
-        got.setdefault(e.epc or "", []).append(step)
-    ok = 0
-    for epc, tag in truth["tags"].items():
-        mine = got.get(epc, [])
-        want = list(tag["movements"])
-        if tag["final_zone"] and mine[len(want) :] == [
-            {"kind": "departed", "zone": tag["final_zone"]}
-        ]:
-            mine = mine[: len(want)]
-        ok += mine == want
     return ok, len(truth["tags"])
+
+
+class Demo:
+    """The child processes and their configuration."""
+
+    def __init__(self, scenario: Path, time_scale: float, workdir: Path, echo: Echo) -> None:
+        self.scenario = scenario
+        self.time_scale = time_scale
+        self.wd = workdir
+        self.echo = echo
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.logs: list[IO[bytes]] = []
+        self.token = secrets.token_urlsafe(24)
+        self.api_url = ""
+        self.influx_url = ""
+        self.truth: dict[str, Any] = {}
+
+    def _log(self, name: str) -> IO[bytes]:
+        handle = (self.wd / f"{name}.log").open("wb")
+        self.logs.append(handle)
+        return handle
+
+    def start(self, *, loop: bool) -> None:
+        self.wd.mkdir(parents=True, exist_ok=True)
+        broker, mqtt_port = start_mosquitto(self.wd / "mosquitto", self._log("mosquitto"))
+        self.procs.append(("mosquitto", broker))
+        influxd, self.influx_url = start_influxd(self.wd / "influxd", self._log("influxd"))
+        self.procs.append(("influxd", influxd))
+        self.echo(f"mosquitto on 127.0.0.1:{mqtt_port}, influxd on {self.influx_url}")
+
+        spec: dict[str, Any] = yaml.safe_load(self.scenario.read_text())
+        depart_after = float(spec.get("expect", {}).get("depart_after_s", 5.0))
+        link = self.wd / "reader0"
+        truth_path = self.wd / "ground-truth.json"
+        sim_cmd = [sys.executable, "-m", "tagtrail.sim", str(self.scenario), "--link", str(link)]
+        sim_cmd += ["--time-scale", str(self.time_scale), "--ground-truth", str(truth_path)]
+        if loop:
+            sim_cmd += ["--loop", "--grace", str(depart_after + 5.0)]
+        sim = spawn(sim_cmd, stdout=subprocess.PIPE, stderr=self._log("sim"))
+        self.procs.append(("simulator", sim))
+        wait_ready_line(sim, 20)
+        self.truth = json.loads(truth_path.read_text())
+        self.echo(
+            f"simulated R2000 reader on {link}: '{self.truth['scenario']}', "
+            f"{len(self.truth['tags'])} tags, {self.truth['end_s']:g} s at {self.time_scale:g}x"
+            + (", looping" if loop else "")
+        )
+
+        site = self.truth.get("site") or "demo"
+        device = self.truth.get("device") or "edge-1"
+        gateway_cfg = {
+            "mqtt": {"port": mqtt_port, "client_id": "tagtrail-demo-gateway"},
+            "store": {"path": str(self.wd / "gateway.sqlite")},
+            "influx": {"backend": "v1", "url": self.influx_url, "database": "tagtrail"},
+            "write": {
+                "flush_interval_s": 0.5,
+                "reject_log": str(self.wd / "influx-rejects.jsonl"),
+                "stock_interval_s": 5.0,
+            },
+            "api": {"port": 0, "tokens": [{"name": "demo", "token": self.token}]},
+        }
+        (self.wd / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg, sort_keys=False))
+        gateway = spawn(
+            [
+                sys.executable,
+                "-m",
+                "tagtrail",
+                "gateway",
+                "run",
+                "-c",
+                str(self.wd / "gateway.yaml"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log("gateway"),
+        )
+        self.procs.append(("gateway", gateway))
+        self.api_url = _read_line_prefix(gateway, b"API ", 60)
+
+        edge_cfg = {
+            "site": site,
+            "device": device,
+            "time_scale": self.time_scale,
+            "readers": [
+                {
+                    "type": "r2000",
+                    "id": "door-reader",
+                    "port": str(link),
+                    "antennas": [
+                        {"port": int(p), "zone": z} for p, z in self.truth["antennas"].items()
+                    ],
+                }
+            ],
+            "mqtt": {"port": mqtt_port},
+            "outbox": {"path": str(self.wd / "edge-outbox.sqlite")},
+            "smoothing": {"depart_after_s": depart_after},
+            "status": {"heartbeat_s": 10.0},
+        }
+        (self.wd / "edge.yaml").write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
+        edge = spawn(
+            [sys.executable, "-m", "tagtrail", "edge", "run", "-c", str(self.wd / "edge.yaml")],
+            stdout=self._log("edge"),
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(("edge", edge))
+        self.echo(f"API {self.api_url}  (Authorization: Bearer {self.token})")
+        self.echo(f"work folder (configs, logs, data): {self.wd}")
+
+    def failed(self) -> str | None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                return f"{name} exited with {proc.returncode}; see {self.wd / (name + '.log')}"
+        return None
+
+    def close(self) -> None:
+        order = ["edge", "gateway", "simulator", "influxd", "mosquitto"]
+        for name in order:
+            for pname, proc in self.procs:
+                if pname == name:
+                    stop(proc)
+        for _, proc in self.procs:
+            stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for handle in self.logs:
+            handle.close()
+
+
+def _render(state: DemoState, demo: Demo) -> Group:
+    moves = Table(title="Latest movements (live from /v1/stream)", expand=True)
+    for col in ("time", "kind", "item", "from", "to", "reader"):
+        moves.add_column(col)
+    for m in reversed(state.movements):
+        moves.add_row(
+            m["event_time"][11:23],
+            m["kind"],
+            m.get("epc") or m["identity"].get("scheme", ""),
+            m.get("from_zone", "") or "",
+            m["zone"] if m["kind"] != "departed" else "(departed)",
+            f"{m['reader']}/{m['antenna']}",
+        )
+    stock = Table(title="Stock per zone (/v1/stock)", expand=True)
+    for col in ("site", "zone", "items"):
+        stock.add_column(col)
+    for row in state.stock:
+        stock.add_row(row["site"], row["zone"], str(row["count"]))
+    elapsed = time.monotonic() - state.started
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(state.counts.items())) or "waiting"
+    header = Table.grid()
+    header.add_row(f"API {demo.api_url}   elapsed {elapsed:5.0f} s   events: {counts}")
+    header.add_row("Ctrl-C stops everything.")
+    return Group(header, moves, stock)
+
+
+async def _follow_stream(demo: Demo, state: DemoState, echo: Echo | None) -> None:
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    # the stream stays open for as long as the demo runs: no read timeout
+    forever = httpx.Timeout(10.0, read=None)
+    async with httpx.AsyncClient(base_url=demo.api_url, headers=headers, timeout=forever) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                async with client.stream("GET", "/v1/stream") as resp:
+                    kind = ""
+                    async for line in resp.aiter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind == "movement":
+                            event = json.loads(line[6:])
+                            state.movements.append(event)
+                            state.counts[event["kind"]] = state.counts.get(event["kind"], 0) + 1
+                            if echo is not None:
+                                echo(
+                                    f"{event['event_time'][11:23]}  {event['kind']:<8}  "
+                                    f"{event.get('epc')}  {event.get('from_zone') or ''}"
+                                    f"{' -> ' if event.get('from_zone') else ''}{event['zone']}"
+                                )
+            await asyncio.sleep(0.5)
+
+
+async def _poll_stock(demo: Demo, state: DemoState) -> None:
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    async with httpx.AsyncClient(base_url=demo.api_url, headers=headers, timeout=5) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                resp = await client.get("/v1/stock")
+                if resp.status_code == 200:
+                    body = resp.json()
+                    state.stock = body["zones"] if isinstance(body, dict) else body
+            await asyncio.sleep(1.0)
+
+
+async def _all_items(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        resp = await client.get("/v1/items", params=params)
+        resp.raise_for_status()
+        body = resp.json()
+        items += body["items"]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return items
+
+
+async def _influx_movements(url: str) -> int:
+    async with httpx.AsyncClient(timeout=10) as client:
+        resp = await client.get(
+            url + "/query", params={"db": "tagtrail", "q": 'SELECT count("epc") FROM "movement"'}
+        )
+        series = resp.json()["results"][0].get("series", [])
+        return int(series[0]["values"][0][1]) if series else 0
+
+
+async def _check_once(demo: Demo, echo: Echo, budget_s: float) -> bool:
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    expected_points = sum(len(t["movements"]) for t in demo.truth["tags"].values())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    ok = total = points = 0
+    async with httpx.AsyncClient(base_url=demo.api_url, headers=headers, timeout=10) as client:
+        while loop.time() < deadline:
+            await asyncio.sleep(0.25)
+            with contextlib.suppress(httpx.HTTPError):
+                ok, total = compare_positions(await _all_items(client), demo.truth)
+                points = await _influx_movements(demo.influx_url)
+                if ok == total and points == expected_points:
+                    break
+    echo(f"positions matching the scenario's ground truth: {ok}/{total}")
+    echo(f"InfluxDB movement points: {points} (expected {expected_points})")
+    return ok == total and points == expected_points
+
+
+async def _main(demo: Demo, *, once: bool, plain: bool, duration: float | None, echo: Echo) -> int:
+    loop = asyncio.get_running_loop()
+    stop_event = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_event.set)
+    state = DemoState()
+    tasks = [
+        asyncio.create_task(_follow_stream(demo, state, echo if (plain or once) else None)),
+        asyncio.create_task(_poll_stock(demo, state)),
+    ]
+    try:
+        if once:
+            budget = float(demo.truth["end_s"]) / demo.time_scale + 60.0
+            check = asyncio.create_task(_check_once(demo, echo, budget))
+            stopper = asyncio.create_task(stop_event.wait())
+            await asyncio.wait({check, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not check.done():
+                check.cancel()
+                return 130
+            return 0 if check.result() else 1
+        end = None if duration is None else loop.time() + duration
+        console = Console()
+        with Live(_render(state, demo), console=console, auto_refresh=False) as live:
+            while not stop_event.is_set():
+                if end is not None and loop.time() >= end:
+                    break
+                problem = demo.failed()
+                if problem:
+                    echo(problem)
+                    return 1
+                if not plain:
+                    live.update(_render(state, demo), refresh=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), 0.5)
+        return 0
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def run_demo(
@@ -145,152 +377,21 @@ def run_demo(
     time_scale: float,
     workdir: Path | None,
     echo: Echo,
+    once: bool = False,
+    plain: bool = False,
+    duration: float | None = None,
 ) -> int:
-    """Run the demo; returns the exit code (0 when the events match the ground truth)."""
+    """Run the demo; returns the exit code."""
     scenario = scenario or BUNDLED
     if not scenario.exists():
         raise TagtrailError(f"scenario {scenario} not found")
-    mosquitto = _which("mosquitto", "/usr/sbin/mosquitto")
-    mosquitto_sub = _which("mosquitto_sub")
     wd = workdir or Path(tempfile.mkdtemp(prefix="tagtrail-demo-"))
-    wd.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    conf = wd / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = []
+    demo = Demo(scenario, time_scale, wd, echo)
     try:
-        broker_log = (wd / "mosquitto.log").open("wb")
-        logs.append(broker_log)
-        broker = subprocess.Popen(
-            [mosquitto, "-c", str(conf)], stdout=broker_log, stderr=broker_log
-        )
-        procs.append(broker)
-        _wait_port(port, broker, 10)
-        echo(f"mosquitto listening on 127.0.0.1:{port}")
-
-        link = wd / "reader0"
-        truth_path = wd / "ground-truth.json"
-        sim_log = (wd / "sim.log").open("wb")
-        logs.append(sim_log)
-        sim = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tagtrail.sim",
-                str(scenario),
-                "--time-scale",
-                str(time_scale),
-                "--link",
-                str(link),
-                "--ground-truth",
-                str(truth_path),
-                "--exit-at-end",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=sim_log,
-        )
-        procs.append(sim)
-        wait_ready_line(sim, 20)
-        truth: dict[str, Any] = json.loads(truth_path.read_text())
-        spec: dict[str, Any] = yaml.safe_load(scenario.read_text())
-        depart_after = float(spec.get("expect", {}).get("depart_after_s", 5.0))
-        echo(
-            f"simulated R2000 reader on {link} playing '{truth['scenario']}'"
-            f" ({truth['end_s']:g} s at {time_scale:g}x, {len(truth['tags'])} tags)"
-        )
-
-        site = truth.get("site") or "demo"
-        device = truth.get("device") or "edge-1"
-        edge_cfg = {
-            "site": site,
-            "device": device,
-            "time_scale": time_scale,
-            "readers": [
-                {
-                    "type": "r2000",
-                    "id": "door-reader",
-                    "port": str(link),
-                    "antennas": [{"port": int(p), "zone": z} for p, z in truth["antennas"].items()],
-                }
-            ],
-            "mqtt": {"host": "127.0.0.1", "port": port},
-            "outbox": {"path": str(wd / "outbox.sqlite")},
-            "smoothing": {"depart_after_s": depart_after},
-        }
-        cfg_path = wd / "edge.yaml"
-        cfg_path.write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
-
-        sub = subprocess.Popen(
-            [
-                *(mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-v"),
-                *("-t", f"tagtrail/v1/{site}/{device}/#"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(sub)
-        edge_log = (wd / "edge.log").open("wb")
-        logs.append(edge_log)
-        edge = subprocess.Popen(
-            [sys.executable, "-m", "tagtrail", "edge", "run", "-c", str(cfg_path)],
-            stdout=edge_log,
-            stderr=edge_log,
-        )
-        procs.append(edge)
-        echo(f"edge agent running (config {cfg_path}); events as the broker delivers them:")
-        echo("")
-
-        movements: list[Arrived | Moved | Departed] = []
-        counts: dict[str, int] = {}
-        if sub.stdout is None:
-            raise TagtrailError("mosquitto_sub's output is not a pipe")
-        sel = selectors.DefaultSelector()
-        sel.register(sub.stdout, selectors.EVENT_READ)
-        buf = b""
-        sim_done_at: float | None = None
-        linger = depart_after / time_scale + 1.5
-        try:
-            while True:
-                if sim_done_at is None and sim.poll() is not None:
-                    sim_done_at = time.monotonic()
-                if sim_done_at is not None and time.monotonic() - sim_done_at > linger:
-                    break
-                if edge.poll() is not None:
-                    echo(f"the edge agent exited with {edge.returncode}; see {wd / 'edge.log'}")
-                    return 1
-                if not sel.select(0.2):
-                    continue
-                chunk = os.read(sub.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    topic, _, payload = line.partition(b" ")
-                    try:
-                        events = parse_message(payload)
-                    except ContractError as exc:
-                        echo(f"invalid payload on {topic.decode(errors='replace')}: {exc}")
-                        continue
-                    for event in events:
-                        counts[event.kind] = counts.get(event.kind, 0) + 1
-                        if isinstance(event, Arrived | Moved | Departed):
-                            movements.append(event)
-                        echo(format_event(event))
-        finally:
-            sel.close()
-        _stop(edge)
-        ok, total = compare_with_truth(movements, truth)
-        echo("")
-        echo("events: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-        echo(f"items whose movements match the scenario's ground truth: {ok}/{total}")
-        echo(f"work folder (configs, logs, outbox): {wd}")
-        return 0 if ok == total else 1
+        demo.start(loop=not once)
+        return asyncio.run(_main(demo, once=once, plain=plain, duration=duration, echo=echo))
+    except ServiceError as exc:
+        raise TagtrailError(str(exc)) from exc
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for log in logs:
-            log.close()
+        echo("stopping: edge, gateway, simulator, influxd, mosquitto")
+        demo.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_decode_is_a_subcommand() -> None:
 
 def test_demo_runs_the_whole_pipeline_and_matches_ground_truth(tmp_path: Path) -> None:
     require_executable("mosquitto", "/usr/sbin/mosquitto")
-    require_executable("mosquitto_sub")
+    require_executable("influxd", "/usr/bin/influxd")
     proc = subprocess.run(
         [
             sys.executable,
@@ -91,6 +92,7 @@ def test_demo_runs_the_whole_pipeline_and_matches_ground_truth(tmp_path: Path) -
             str(SCENARIOS / "pallet-50.yaml"),
             "--time-scale",
             "10",
+            "--once",
             "--workdir",
             str(tmp_path / "demo"),
         ],
@@ -100,7 +102,13 @@ def test_demo_runs_the_whole_pipeline_and_matches_ground_truth(tmp_path: Path) -
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "items whose movements match the scenario's ground truth: 50/50" in proc.stdout
+    assert "positions matching the scenario's ground truth: 50/50" in proc.stdout
+    found = re.search(r"InfluxDB movement points: (\d+) \(expected (\d+)\)", proc.stdout)
+    assert found is not None
+    assert found.group(1) == found.group(2)
+    assert int(found.group(1)) > 100
     assert " arrived " in proc.stdout
     assert " moved " in proc.stdout
-    assert (tmp_path / "demo" / "edge.log").exists()
+    assert "API http://127.0.0.1:" in proc.stdout
+    for name in ("edge", "gateway", "sim", "influxd", "mosquitto"):
+        assert (tmp_path / "demo" / f"{name}.log").exists()

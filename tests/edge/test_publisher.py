@@ -377,7 +377,7 @@ def test_wrong_credentials_clear_error_retry_and_nothing_lost(
         broker,
         outbox,
         username="edge",
-        password="wrong-password",  # noqa: S106 - test credential
+        password="wrong-password",
         reconnect_initial_s=0.05,
         reconnect_max_s=0.2,
     )
@@ -414,13 +414,13 @@ def test_wrong_credentials_clear_error_retry_and_nothing_lost(
         broker,
         [EVENTS],
         username="edge",
-        password="right-password",  # noqa: S106
+        password="right-password",
     ).start()
     right = make_publisher(
         broker,
         outbox,
         username="edge",
-        password="right-password",  # noqa: S106 - test credential
+        password="right-password",
     )
 
     async def accepted() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tagtrail.devservices import influx_ping, influxd_config
 from tests.support.services import free_port, require_executable
 
 
@@ -33,29 +34,7 @@ class Influxd:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "influxd.log"
         self.conf = workdir / "influxdb.conf"
-        self.conf.write_text(
-            "\n".join(
-                [
-                    "reporting-disabled = true",
-                    f'bind-address = "127.0.0.1:{self.bind_port}"',
-                    "[meta]",
-                    f'  dir = "{workdir}/meta"',
-                    "[data]",
-                    f'  dir = "{workdir}/data"',
-                    f'  wal-dir = "{workdir}/wal"',
-                    '  index-version = "inmem"',
-                    "  query-log-enabled = false",
-                    "[http]",
-                    f'  bind-address = "127.0.0.1:{self.port}"',
-                    "  log-enabled = false",
-                    "[monitor]",
-                    "  store-enabled = false",
-                    "[continuous_queries]",
-                    "  enabled = false",
-                    "",
-                ]
-            )
-        )
+        self.conf.write_text(influxd_config(workdir, self.port, self.bind_port))
 
     def start(self, timeout: float = 30.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -88,11 +67,7 @@ class Influxd:
         return self.proc is not None and self.proc.poll() is None
 
     def ping(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/ping", timeout=0.5) as resp:  # noqa: S310
-                return int(resp.status) == 204
-        except OSError:
-            return False
+        return influx_ping(self.url)
 
     def query(self, q: str, db: str | None = None, *, epoch: str = "ns") -> list[dict[str, Any]]:
         """Run InfluxQL; return the result list (each with optional 'series')."""

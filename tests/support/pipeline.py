@@ -259,3 +259,114 @@ def expected_sequences(truth: dict[str, Any]) -> dict[str, list[dict[str, str]]]
 
 def expected_count(truth: dict[str, Any]) -> int:
     return sum(len(tag["movements"]) for tag in truth["tags"].values())
+
+
+API_TOKEN = "test-token-0123456789abcdef"
+
+
+def gateway_config(
+    workdir: Path,
+    *,
+    broker_port: int,
+    influx_url: str,
+    database: str = "tagtrail",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a gateway.yaml for a private broker and influxd; the API on a free port."""
+    cfg: dict[str, Any] = {
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "client_id": "gateway-test",
+            "reconnect_initial_s": 0.2,
+            "reconnect_max_s": 1.0,
+        },
+        "store": {"path": str(workdir / "gateway.sqlite"), "synchronous": "normal"},
+        "influx": {"backend": "v1", "url": influx_url, "database": database},
+        "write": {
+            "flush_interval_s": 0.2,
+            "retry_initial_s": 0.2,
+            "retry_max_s": 1.0,
+            "reject_log": str(workdir / "rejects.jsonl"),
+            "stock_interval_s": 1.0,
+        },
+        "api": {"host": "127.0.0.1", "port": 0, "tokens": [{"name": "test", "token": API_TOKEN}]},
+    }
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = workdir / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+class GatewayProcess:
+    """``tagtrail gateway run -c gateway.yaml`` as a subprocess; knows its API URL."""
+
+    def __init__(self, config: Path, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.runs += 1
+        log = (self.workdir / f"gateway-{self.runs}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tagtrail", "gateway", "run", "-c", str(self.config)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        log.close()
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.startswith(b"API "):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"gateway did not start: {self.logs()[-3000:]}")
+            line = self.proc.stdout.readline()
+        self.url = line.decode().split()[1]
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob("gateway-*.log"))
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET an API path with the test token; returns the decoded JSON."""
+        import httpx
+
+        resp = httpx.get(
+            self.url + path,
+            params=params,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._close_pipe()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self._close_pipe()
+        return self.proc.returncode
+
+    def _close_pipe(self) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()

@@ -29,6 +29,7 @@ pass a timestamp made unique per series (:func:`series_key` names the series).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from tagtrail.events import Arrived, Departed, DeviceStatus, Moved, ReaderStatus
@@ -87,7 +88,8 @@ def movement_line(event: Arrived | Moved | Departed, ts_ns: int) -> str:
     ]
     if isinstance(event, Moved):
         fields.append("from_zone=" + string_field(event.from_zone))
-    if event.peak_rssi_dbm is not None:
+    if event.peak_rssi_dbm is not None and math.isfinite(event.peak_rssi_dbm):
+        # NaN and infinities pass the contract but are not valid line protocol
         fields.append("rssi_dbm=" + float_field(event.peak_rssi_dbm))
     return f"{movement_series(event)} {','.join(fields)} {ts_ns}"
 
@@ -107,7 +109,10 @@ def reader_status_line(event: ReaderStatus, ts_ns: int) -> str:
     fields = [
         "state=" + string_field(event.state),
         f"online={1 if event.state == 'online' else 0}i",
-        "read_rate_per_s=" + float_field(event.read_rate_per_s),
+    ]
+    if math.isfinite(event.read_rate_per_s):  # inf passes the contract's ge=0
+        fields.append("read_rate_per_s=" + float_field(event.read_rate_per_s))
+    fields += [
         f"reads_total={event.reads_total}i",
         f"errors_total={sum(event.error_counts.values())}i",
     ]
@@ -126,8 +131,9 @@ def device_status_line(event: DeviceStatus, ts_ns: int) -> str:
         "state=" + string_field(event.state),
         f"online={1 if event.state == 'online' else 0}i",
         f"outbox_depth={event.outbox_depth}i",
-        "uptime_s=" + float_field(event.uptime_s),
     ]
+    if math.isfinite(event.uptime_s):
+        fields.append("uptime_s=" + float_field(event.uptime_s))
     return f"{device_status_series(event)} {','.join(fields)} {ts_ns}"
 
 

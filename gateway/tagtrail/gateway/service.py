@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -102,13 +103,13 @@ class Gateway:
             )
         )
         self._server = server
-        tasks = [
+        tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self.writer.run(), name="influx-writer"),
             asyncio.create_task(self.consumer.run(), name="mqtt-consumer"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         serving = asyncio.create_task(server.serve(), name="api")
-        watchers = [serving]
+        watchers: list[asyncio.Task[Any]] = [serving]
         if stop is not None:
             watchers.append(asyncio.create_task(stop.wait(), name="stop"))
         started = asyncio.create_task(self._announce(server, on_ready), name="announce")

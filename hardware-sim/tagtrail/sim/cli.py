@@ -44,7 +44,7 @@ async def _serve(
     start_immediately: bool,
     exit_at_end: bool,
     grace_s: float,
-    loop: bool = False,
+    loop_forever: bool = False,
 ) -> None:
     sim = PtySimulator(
         scenario,
@@ -53,7 +53,7 @@ async def _serve(
         time_scale,
         link=link,
         start_immediately=start_immediately,
-        loop_s=scenario.end_s + grace_s if loop else None,
+        loop_s=scenario.end_s + grace_s if loop_forever else None,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -165,7 +165,7 @@ def sim_command(
                 start_immediately=start_immediately,
                 exit_at_end=exit_at_end and not loop,
                 grace_s=grace_s,
-                loop=loop,
+                loop_forever=loop,
             )
         )
     except TagtrailError as exc:
