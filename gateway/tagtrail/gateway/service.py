@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -38,6 +39,14 @@ from tagtrail.gateway.store import SqliteStore
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway stops it in order itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Gateway:
@@ -61,7 +70,7 @@ class Gateway:
             self.store, config.api, movements=self.query, health=self, stream=self.stream
         )
         self.api_port: int | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -90,9 +99,9 @@ class Gateway:
     async def run(
         self, stop: asyncio.Event | None = None, on_ready: Callable[[str], None] | None = None
     ) -> None:
-        """Serve until ``stop`` is set or uvicorn gets SIGTERM/SIGINT; then shut down."""
+        """Serve until ``stop`` is set (or a task fails); then shut down in order."""
         api = self.config.api
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 self.app,
                 host=api.host,
@@ -151,5 +160,13 @@ class Gateway:
 
 
 def run_gateway(config: GatewayConfig, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run a gateway in a new event loop until SIGTERM or SIGINT (uvicorn handles them)."""
-    asyncio.run(Gateway(config).run(on_ready=on_ready))
+    """Run a gateway in a new event loop until SIGTERM or SIGINT, then stop cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(config).run(stop, on_ready)
+
+    asyncio.run(main())
