@@ -131,6 +131,7 @@ class Gateway:
             log.info("gateway stopping")
             started.cancel()
             await self.consumer.close()
+            self.stream.close()  # SSE clients end their responses, so uvicorn can stop
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
@@ -142,7 +143,6 @@ class Gateway:
                     await task
             await self.query.close()
             await self.backend.close()
-            self.stream.close()
             self.store.close()
             log.info("gateway stopped")
 
