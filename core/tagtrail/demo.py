@@ -349,8 +349,8 @@ async def _main(demo: Demo, *, once: bool, plain: bool, duration: float | None, 
                 return 130
             return 0 if check.result() else 1
         end = None if duration is None else loop.time() + duration
-        console = Console()
-        with Live(_render(state, demo), console=console, auto_refresh=False) as live:
+        live = None if plain else Live(_render(state, demo), console=Console(), auto_refresh=False)
+        with live if live is not None else contextlib.nullcontext():
             while not stop_event.is_set():
                 if end is not None and loop.time() >= end:
                     break
@@ -358,7 +358,7 @@ async def _main(demo: Demo, *, once: bool, plain: bool, duration: float | None, 
                 if problem:
                     echo(problem)
                     return 1
-                if not plain:
+                if live is not None:
                     live.update(_render(state, demo), refresh=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_event.wait(), 0.5)

@@ -93,7 +93,9 @@ def _gs1_number(length: int) -> AfterValidator:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=False, allow_inf_nan=False
+    )
 
 
 class EpcIdentity(_Model):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -112,3 +114,58 @@ def test_demo_runs_the_whole_pipeline_and_matches_ground_truth(tmp_path: Path) -
     assert "API http://127.0.0.1:" in proc.stdout
     for name in ("edge", "gateway", "sim", "influxd", "mosquitto"):
         assert (tmp_path / "demo" / f"{name}.log").exists()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    require_executable("mosquitto", "/usr/sbin/mosquitto")
+    require_executable("influxd", "/usr/bin/influxd")
+    workdir = tmp_path / "demo-loop"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tagtrail",
+            "demo",
+            "--plain",
+            "--time-scale",
+            "10",
+            "--workdir",
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + 120
+    try:
+        while b" arrived " not in seen:  # the looping scenario is flowing through the API
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-3000:]
+            line = proc.stdout.readline()
+            assert line, seen.decode(errors="replace")[-3000:]
+            seen += line
+        assert len(_processes_mentioning(str(workdir))) >= 5  # broker, influxd, sim, edge, gw
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == 0, rest.decode(errors="replace")[-3000:]
+    assert b"stopping: edge, gateway, simulator, influxd, mosquitto" in rest
+    assert _processes_mentioning(str(workdir)) == []

@@ -176,3 +176,42 @@ def test_messages_queued_while_the_gateway_is_away_arrive(mosquitto: Mosquitto) 
 
     rec = asyncio.run(main())
     assert rec.events == examples[:4]
+
+
+def test_shared_group_members_split_the_messages(mosquitto: Mosquitto) -> None:
+    examples = docgen.example_events()[:3]
+
+    async def main() -> tuple[Recorder, Recorder]:
+        a, b = Recorder(), Recorder()
+        first = Consumer(
+            _config(mosquitto, shared_group="gw").model_copy(update={"client_id": "gw-a"}), a
+        )
+        second = Consumer(
+            _config(mosquitto, shared_group="gw").model_copy(update={"client_id": "gw-b"}), b
+        )
+        tasks = [asyncio.create_task(c.run()) for c in (first, second)]
+        await _until(lambda: first.connected and second.connected)
+        await asyncio.sleep(0.2)  # both subscriptions in place
+        pub = _publisher(mosquitto.port)
+        sent = 40
+        for i in range(sent):
+            event = examples[i % 3].model_copy(update={"event_id": f"shared-{i:04d}-0000"})
+            await asyncio.to_thread(_publish, pub, EVENTS_TOPIC, event.model_dump_json().encode())
+        await _until(lambda: len(a.events) + len(b.events) >= sent)
+        for c in (first, second):
+            await c.close()
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        pub.disconnect()
+        pub.loop_stop()
+        return a, b
+
+    a, b = asyncio.run(main())
+    ids_a = {e.event_id for e in a.events}
+    ids_b = {e.event_id for e in b.events}
+    assert ids_a
+    assert ids_b
+    assert not ids_a & ids_b  # each message went to one member
+    assert len(ids_a | ids_b) == 40
