@@ -169,3 +169,22 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, rest.decode(errors="replace")[-3000:]
     assert b"stopping: edge, gateway, simulator, influxd, mosquitto" in rest
     assert _processes_mentioning(str(workdir)) == []
+
+
+def test_check_config_knows_gateway_configs(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "influx: {backend: v1, url: 'http://127.0.0.1:8086'}\n"
+        "api: {tokens: [{name: ops, token: 0123456789abcdef0123}]}\n"
+    )
+    ok = CliRunner().invoke(main, ["check-config", str(path)])
+    assert ok.exit_code == 0, ok.output
+    assert "valid gateway config (InfluxDB v1" in ok.output
+    path.write_text(
+        "influx: {backend: v3}\napi: {tokens: [{name: ops, token: short}], port: 99999}\n"
+    )
+    bad = CliRunner().invoke(main, ["check-config", str(path)])
+    assert bad.exit_code == 2
+    assert "influx:" in bad.output
+    assert "api.tokens.0: token must be at least 16 characters" in bad.output
+    assert "api.port:" in bad.output
