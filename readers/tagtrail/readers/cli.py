@@ -5,22 +5,20 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from tagtrail.readers.protocols import r2000
+from tagtrail.readers.registry import PROTOCOLS
 
 _SEPARATORS = re.compile(r"[\s:,]+")
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
 
 
-def _decode_r2000(data: bytes) -> list[dict[str, Any]]:
-    return [r2000.record_to_dict(r) for r in r2000.decode_stream(data)]
-
-
-DECODERS: dict[str, Callable[[bytes], list[dict[str, Any]]]] = {"r2000": _decode_r2000}
+def decode_to_dicts(protocol: str, data: bytes) -> list[dict[str, Any]]:
+    """Decode ``data`` with the named protocol; one JSON-ready dict per record."""
+    info = PROTOCOLS[protocol]
+    return [info.record_to_dict(r) for r in info.decode_stream(data)]
 
 
 def parse_hex(parts: tuple[str, ...] | list[str]) -> bytes:
@@ -48,7 +46,7 @@ def parse_hex(parts: tuple[str, ...] | list[str]) -> bytes:
 @click.command("decode")
 @click.option(
     "--protocol",
-    type=click.Choice(sorted(DECODERS)),
+    type=click.Choice(sorted(PROTOCOLS)),
     default="r2000",
     show_default=True,
     help="Wire protocol of the bytes.",
@@ -65,7 +63,7 @@ def decode_command(protocol: str, hex_text: tuple[str, ...]) -> None:
         data = parse_hex(hex_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="HEX") from exc
-    records = DECODERS[protocol](data)
+    records = decode_to_dicts(protocol, data)
     for rec in records:
         click.echo(json.dumps(rec, separators=(",", ":")))
     if any(rec["type"] == "invalid" for rec in records):

@@ -159,9 +159,19 @@ arithmetic (several published examples carry wrong checksums).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from tagtrail.errors import ProtocolError
+from tagtrail.readers.protocols.base import (
+    FAILURE_REASONS,
+    DecodeFailure,
+    FailureReason,
+    ProtocolInfo,
+    TagView,
+    failure_to_dict,
+)
+
+__all__ = ["FAILURE_REASONS", "DecodeFailure", "FailureReason"]
 
 HEAD = 0xA0
 CMD_RESET = 0x70
@@ -225,15 +235,6 @@ RESULT_CODES: dict[int, str] = {
 _VALUE_GETTERS = frozenset({CMD_GET_WORK_ANTENNA, CMD_GET_OUTPUT_POWER})
 _INVENTORY = frozenset({CMD_REALTIME_INVENTORY, CMD_SESSION_INVENTORY})
 
-FailureReason = Literal["length", "checksum", "sanity", "garbage", "truncated"]
-FAILURE_REASONS: tuple[FailureReason, ...] = (
-    "length",
-    "checksum",
-    "sanity",
-    "garbage",
-    "truncated",
-)
-
 
 def result_name(code: int) -> str:
     """The table name of a result code, or ``0xNN`` if unknown."""
@@ -292,14 +293,6 @@ class Reply:
         if self.command == CMD_GET_FIRMWARE and len(self.data) == 2:
             return f"{self.data[0]}.{self.data[1]}"
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeFailure:
-    """Bytes that are not a good frame, and why."""
-
-    reason: FailureReason
-    data: bytes
 
 
 Record = TagRecord | RoundEnd | ResultCode | Reply
@@ -633,4 +626,27 @@ def record_to_dict(rec: Decoded) -> dict[str, Any]:
         if fw is not None:
             d["firmware"] = fw
         return d
-    return {"type": "invalid", "reason": rec.reason, "data": rec.data.hex().upper()}
+    return failure_to_dict(rec)
+
+
+def tag_of(rec: Decoded) -> TagView | None:
+    """The tag a record holds (tag records only)."""
+    if isinstance(rec, TagRecord):
+        return TagView(rec.epc, rec.antenna, float(rec.rssi_dbm))
+    return None
+
+
+PROTOCOL = ProtocolInfo(
+    name="r2000",
+    title="R2000 serial protocol (0xA0 frames)",
+    spec="Impinj R2000 module serial protocol as spoken by most R2000-based UHF readers; see "
+    "this module's docstring",
+    models=("Impinj R2000-based modules and desktop/fixed readers (many OEMs)",),
+    default_baud=115200,
+    typical_frame_bytes=21,
+    reports=("epc", "pc", "antenna", "rssi", "frequency index"),
+    new_decoder=StreamDecoder,
+    decode_stream=decode_stream,
+    record_to_dict=record_to_dict,
+    tags_of=tag_of,
+)

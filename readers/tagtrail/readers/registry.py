@@ -1,0 +1,22 @@
+"""Every wire protocol tagtrail decodes, by name.
+
+``tagtrail decode --protocol NAME``, the vector and cross-decoder tests, the benchmarks
+and ``docs/readers.md`` all read this one table.
+"""
+
+from __future__ import annotations
+
+from tagtrail.readers.protocols import r2000
+from tagtrail.readers.protocols.base import ProtocolInfo
+
+PROTOCOLS: dict[str, ProtocolInfo] = {p.name: p for p in (r2000.PROTOCOL,)}
+
+
+def protocol(name: str) -> ProtocolInfo:
+    """The protocol called ``name``; ``KeyError`` names the known ones."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}"
+        ) from None
