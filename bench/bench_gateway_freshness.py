@@ -2,9 +2,9 @@
 
 Starts a private mosquitto and influxd (``tagtrail.devservices``: free loopback ports,
 temporary folders) and ``python -m tagtrail gateway run`` in its own process (production
-defaults: ``synchronous=full``). This process then plays an edge publishing single
-movement events (one per MQTT message, QoS 1) at a steady rate; 70 % arrivals of new
-EPCs, 30 % moves of an item that arrived at least 2 s earlier.
+defaults: ``synchronous=full`` unless ``--synchronous normal``). This process then plays
+an edge publishing single movement events (one per MQTT message, QoS 1) at a steady
+rate; 70 % arrivals of new EPCs, 30 % moves of an item that arrived at least 2 s earlier.
 
 * **Polling** (``--seconds``): for every ``--sample``-th event a probe polls
   ``GET /v1/items/{epc}`` (httpx, async, keep-alive) until ``last_event.event_id`` is
@@ -17,11 +17,12 @@ EPCs, 30 % moves of an item that arrived at least 2 s earlier.
   ``event: position`` for every event; no polling involved.
 
 After a ``--warmup`` at the same rate, only events published in the measured window
-count. Publisher, probes and SSE client share one asyncio loop here; its worst lag is
-printed, so an overloaded load generator shows.
+count. Publisher, probes and SSE client share one asyncio loop here; its lag is printed,
+so an overloaded load generator shows. The probes' GETs are load on the gateway too:
+their number is printed.
 
     .venv/bin/python bench/bench_gateway_freshness.py [--rate 1000] [--seconds 20]
-        [--sse-seconds 10] [--sample 10]
+        [--sse-seconds 10] [--sample 20] [--poll-ms 2] [--synchronous full|normal]
 """
 
 from __future__ import annotations
@@ -130,10 +131,12 @@ class GatewayProcess:
         return self.proc.returncode
 
 
-def write_gateway_config(path: Path, workdir: Path, *, port: int, influx_url: str) -> None:
+def write_gateway_config(
+    path: Path, workdir: Path, *, port: int, influx_url: str, synchronous: str
+) -> None:
     cfg = {
         "mqtt": {"host": "127.0.0.1", "port": port, "client_id": "bench-freshness"},
-        "store": {"path": str(workdir / "gateway.sqlite"), "synchronous": "full"},
+        "store": {"path": str(workdir / "gateway.sqlite"), "synchronous": synchronous},
         "influx": {"backend": "v1", "url": influx_url, "database": "bench_freshness"},
         "write": {"reject_log": str(workdir / "rejects.jsonl")},
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [{"name": "bench", "token": TOKEN}]},
@@ -568,6 +571,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured start, seconds")
     parser.add_argument("--sample", type=int, default=20, help="probe every Nth event")
     parser.add_argument("--poll-ms", type=float, default=2.0, help="wait between a probe's GETs")
+    parser.add_argument(
+        "--synchronous", choices=["full", "normal"], default="full", help="the store's"
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--role", choices=["bench", "subscriber"], default="bench")
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -593,7 +599,9 @@ def main() -> None:
             broker, port = devservices.start_mosquitto(workdir / "mosquitto", log)
             influxd, influx_url = devservices.start_influxd(workdir / "influxd", log)
             config = workdir / "gateway.yaml"
-            write_gateway_config(config, workdir, port=port, influx_url=influx_url)
+            write_gateway_config(
+                config, workdir, port=port, influx_url=influx_url, synchronous=args.synchronous
+            )
             gateway = GatewayProcess(config, workdir / "gateway.log")
             gateway.wait_ready()
             assert gateway.url is not None

@@ -13,17 +13,17 @@ temporary folders) and, per case (events per MQTT message):
 3. baseline: the bare subscriber (its own process) reconnects and drains its queue,
    acknowledging every message. Its rate is the broker's delivery rate;
 4. the gateway (``python -m tagtrail gateway run`` in its own process, production
-   defaults: ``synchronous=full``, InfluxDB batches of 5,000 every 1 s) reconnects and
-   drains its queue. It acknowledges a message only after the store transaction
-   committed. Done when every event is applied (the gateway's SQLite, read-only) AND
-   every point is in InfluxDB (InfluxQL ``count``).
+   defaults: ``synchronous=full`` unless ``--synchronous normal``, InfluxDB batches of
+   5,000 every 1 s) reconnects and drains its queue. It acknowledges a message only
+   after the store transaction committed. Done when every event is applied (the
+   gateway's SQLite, read-only) AND every point is in InfluxDB (InfluxQL ``count``).
 
 Both rates are timed from the consumer's CONNACK (the gateway's "connected" log record,
 the subscriber's ``on_connect``) to done, so the gateway's start-up is not counted.
 Pre-loading keeps the publisher off the two cores while the consumers run.
 
     .venv/bin/python bench/bench_gateway_ingest.py [--events 200000] [--batch 100]
-        [--batch1-events 20000] [--profile DIR]
+        [--batch1-events 20000] [--synchronous full|normal] [--profile DIR]
 
 ``--profile DIR`` samples the gateway with py-spy (if installed) during the drain of the
 main case and prints the hottest functions; the raw stacks stay in DIR.
@@ -359,7 +359,14 @@ class GatewayProcess:
 
 
 def write_gateway_config(
-    path: Path, workdir: Path, *, port: int, influx_url: str, database: str, client_id: str
+    path: Path,
+    workdir: Path,
+    *,
+    port: int,
+    influx_url: str,
+    database: str,
+    client_id: str,
+    synchronous: str = "full",
 ) -> None:
     cfg = {
         "mqtt": {
@@ -369,7 +376,7 @@ def write_gateway_config(
             "session_expiry_s": SESSION_EXPIRY_S,
             "receive_maximum": RECEIVE_MAXIMUM,
         },
-        "store": {"path": str(workdir / f"{database}.sqlite"), "synchronous": "full"},
+        "store": {"path": str(workdir / f"{database}.sqlite"), "synchronous": synchronous},
         "influx": {"backend": "v1", "url": influx_url, "database": database},
         "write": {"reject_log": str(workdir / f"{database}-rejects.jsonl")},
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [{"name": "bench", "token": TOKEN}]},
@@ -485,13 +492,20 @@ def run_case(
     seed: int,
     timeout: float,
     profile: Path | None,
+    synchronous: str,
 ) -> Result:
     tag = f"b{batch}"
     database = f"bench_ingest_{tag}"
     config = workdir / f"gateway-{tag}.yaml"
     gw_client, bare_client = f"bench-gateway-{tag}", f"bench-bare-{tag}"
     write_gateway_config(
-        config, workdir, port=port, influx_url=influx_url, database=database, client_id=gw_client
+        config,
+        workdir,
+        port=port,
+        influx_url=influx_url,
+        database=database,
+        client_id=gw_client,
+        synchronous=synchronous,
     )
     print(f"\n== {events:,} events, {batch} per message ==", flush=True)
     started = time.perf_counter()
@@ -629,6 +643,9 @@ def main() -> None:
     parser.add_argument(
         "--batch1-events", type=int, default=20_000, help="events at 1 per message (0: skip)"
     )
+    parser.add_argument(
+        "--synchronous", choices=["full", "normal"], default="full", help="the store's"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=300.0, help="per drain, seconds")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the gateway; DIR")
@@ -674,6 +691,7 @@ def main() -> None:
                     seed=args.seed + n,
                     timeout=args.timeout,
                     profile=args.profile if n == 0 else None,
+                    synchronous=args.synchronous,
                 )
                 print_result(result)
                 results.append(result)

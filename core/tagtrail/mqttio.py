@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from paho.mqtt.properties import Properties
 
 logger = logging.getLogger(__name__)
+
+READ_BURST_PACKETS = 256
+"""Most packets read in one wake-up before yielding to the event loop."""
 
 MISC_INTERVAL_S = 1.0
 """How often paho's ``loop_misc`` (keep-alive, ping timeout) runs."""
@@ -180,11 +184,20 @@ class PahoLoop:
                 return
 
     def _on_readable(self) -> None:
+        # paho reads one packet per loop_read(); keep reading while more is buffered, so
+        # callers see a burst of messages in one go (a consumer can then apply them in
+        # one transaction), up to a bound that keeps the event loop responsive.
         try:
-            self.client.loop_read()
-            sock = self.client.socket()
-            if self.open and isinstance(sock, ssl.SSLSocket) and sock.pending():
-                self._loop.call_soon(self._on_readable)
+            for _ in range(READ_BURST_PACKETS):
+                self.client.loop_read()
+                sock = self.client.socket()
+                if not self.open or sock is None:
+                    return
+                if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    continue
+                if not select.select([sock], [], [], 0)[0]:
+                    return
+            self._loop.call_soon(self._on_readable)
         except Exception:
             logger.exception("%s: error while reading; dropping the connection", self.name)
             if self.open:

@@ -8,8 +8,8 @@
   and the InfluxDB points, which are spooled in the same SQLite) has committed. A crash
   before that makes the broker deliver the message again; the store deduplicates by
   ``event_id``, so redeliveries and edge replays apply once.
-* **Batching.** Messages that arrive in one read of the socket are applied in one
-  transaction, then acknowledged in order.
+* **Batching.** Messages that arrive in one burst on the socket are applied in one
+  transaction (at most :data:`MAX_BATCH_EVENTS` events), then acknowledged in order.
 * **Dead letters.** A payload that is not JSON, or not the event contract, is published
   to ``tagtrail/v1/<site>/deadletter`` with the reason, counted, and acknowledged. It
   never stops the consumer.
@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 DEADLETTER_PAYLOAD_MAX = 64 * 1024
 """Dead letters keep at most this many bytes of the original payload."""
+
+MAX_BATCH_EVENTS = 2000
+"""Events applied in one store transaction at most; a bigger burst is split."""
 
 
 class ConsumerError(TagtrailError):
@@ -142,6 +145,7 @@ class Consumer:
         self._ready = asyncio.Event()
         self._pending: list[tuple[int, Delivery | None]] = []
         """Received, not yet acknowledged, in arrival order; None for dead letters."""
+        self._pending_events = 0
         self._flush_handle: asyncio.Handle | None = None
         self._closing = False
         self._logged_error: str | None = None
@@ -305,7 +309,13 @@ class Consumer:
             self._pending.append((msg.mid, None))
         else:
             self._pending.append((msg.mid, Delivery(msg.mid, msg.topic, events)))
-        self._schedule_flush()
+            self._pending_events += len(events)
+        if self._pending_events >= MAX_BATCH_EVENTS:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        else:
+            self._schedule_flush()
 
     def _dead_letter(self, client: Client, topic: str, payload: bytes, reason: str) -> None:
         kind = reason.split(":", 1)[0] if ":" in reason else reason
@@ -323,6 +333,7 @@ class Consumer:
         """Apply pending messages in one transaction, then acknowledge them in order."""
         self._flush_handle = None
         pending, self._pending = self._pending, []
+        self._pending_events = 0
         conn = self._conn
         events = [e for _, d in pending if d is not None for e in d.events]
         if events:
