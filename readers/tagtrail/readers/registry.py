@@ -6,10 +6,12 @@ and ``docs/readers.md`` all read this one table.
 
 from __future__ import annotations
 
-from tagtrail.readers.protocols import em4100, r2000
+from tagtrail.readers.protocols import em4100, m100, r2000
 from tagtrail.readers.protocols.base import ProtocolInfo
 
-PROTOCOLS: dict[str, ProtocolInfo] = {p.name: p for p in (r2000.PROTOCOL, em4100.PROTOCOL)}
+PROTOCOLS: dict[str, ProtocolInfo] = {
+    p.name: p for p in (r2000.PROTOCOL, m100.PROTOCOL, em4100.PROTOCOL)
+}
 
 
 def protocol(name: str) -> ProtocolInfo:
