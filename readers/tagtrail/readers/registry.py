@@ -6,11 +6,18 @@ and ``docs/readers.md`` all read this one table.
 
 from __future__ import annotations
 
-from tagtrail.readers.protocols import em4100, m100, mercury, r2000
+from tagtrail.readers.protocols import chafon, em4100, m100, mercury, r2000
 from tagtrail.readers.protocols.base import ProtocolInfo
 
 PROTOCOLS: dict[str, ProtocolInfo] = {
-    p.name: p for p in (r2000.PROTOCOL, mercury.PROTOCOL, m100.PROTOCOL, em4100.PROTOCOL)
+    p.name: p
+    for p in (
+        r2000.PROTOCOL,
+        mercury.PROTOCOL,
+        chafon.PROTOCOL,
+        m100.PROTOCOL,
+        em4100.PROTOCOL,
+    )
 }
 
 
