@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from tagtrail.events import (
     Arrived,
@@ -135,8 +136,13 @@ def test_movement_line_fields_per_kind() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_rssi_is_left_out(bad: float) -> None:
-    # The contract accepts NaN/Infinity; line protocol has no such numbers.
-    line = lineproto.movement_line(movement(rssi=bad), 1)
+    # The contract refuses NaN/Infinity (they never reach the gateway from MQTT) ...
+    with pytest.raises(ValidationError, match="finite"):
+        movement(rssi=bad)
+    # ... and line protocol, which has no such numbers, leaves them out even if an
+    # event is built without validation.
+    event = movement().model_copy(update={"peak_rssi_dbm": bad})
+    line = lineproto.movement_line(event, 1)
     assert "rssi_dbm" not in line
     assert "nan" not in line.lower()
     assert "inf" not in line.lower()
