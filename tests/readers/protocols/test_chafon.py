@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tagtrail.errors import ProtocolError
-from tagtrail.readers.protocols import chafon
+from tagtrail.readers.protocols import base, chafon
 from tagtrail.readers.protocols.base import TagView
 from tagtrail.readers.protocols.chafon import (
     Command,
@@ -410,7 +410,7 @@ def test_long_garbage_run_keeps_bounded_data() -> None:
     [fail] = dec.flush()
     assert isinstance(fail, DecodeFailure)
     assert fail.reason == "garbage"
-    assert fail.data == bytes(chafon.MAX_FAILURE_DATA)
+    assert fail.data == bytes(base.MAX_FAILURE_DATA)
 
 
 def test_short_tail_at_end_of_input() -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tagtrail.errors import ProtocolError
-from tagtrail.readers.protocols import em4100
+from tagtrail.readers.protocols import base, em4100
 from tagtrail.readers.protocols.base import ProtocolInfo, TagView
 from tagtrail.readers.protocols.em4100 import (
     Decoded,
@@ -235,7 +235,7 @@ def test_long_garbage_run_keeps_bounded_data() -> None:
     [fail] = dec.flush()
     assert isinstance(fail, DecodeFailure)
     assert fail.reason == "garbage"
-    assert fail.data == (chunk * 3)[: em4100.MAX_FAILURE_DATA]
+    assert fail.data == (chunk * 3)[: base.MAX_FAILURE_DATA]
 
 
 def test_flush_resets_and_decoder_is_reusable() -> None:
@@ -336,7 +336,7 @@ def test_random_bytes_never_crash(data: bytes, cuts: list[int]) -> None:
     for reason in em4100.FAILURE_REASONS:
         assert dec.counters[reason] == sum(1 for f in failures if f.reason == reason)
     assert dec.pending == 0
-    if len(data) < em4100.MAX_FAILURE_DATA:
+    if len(data) < base.MAX_FAILURE_DATA:
         assert b"".join(span(r) for r in out) == data
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tagtrail.errors import ProtocolError
-from tagtrail.readers.protocols import m100, r2000
+from tagtrail.readers.protocols import base, m100, r2000
 from tagtrail.readers.protocols.base import ProtocolInfo, TagView
 from tagtrail.readers.protocols.m100 import (
     Command,
@@ -429,7 +429,7 @@ def test_long_garbage_run_keeps_bounded_data() -> None:
     assert isinstance(fail, DecodeFailure)
     assert fail.reason == "garbage"
     assert fail.data == bytes(range(100)) * 2 + bytes(range(56))
-    assert len(fail.data) == m100.MAX_FAILURE_DATA
+    assert len(fail.data) == base.MAX_FAILURE_DATA
 
 
 def test_flush_resets_and_decoder_is_reusable() -> None:

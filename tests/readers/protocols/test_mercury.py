@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tagtrail.errors import ProtocolError
-from tagtrail.readers.protocols import mercury, r2000
+from tagtrail.readers.protocols import base, mercury, r2000
 from tagtrail.readers.protocols.base import ProtocolInfo, TagView
 from tagtrail.readers.protocols.mercury import (
     Decoded,
@@ -532,7 +532,7 @@ def test_long_garbage_run_keeps_bounded_data() -> None:
     assert isinstance(fail, DecodeFailure)
     assert fail.reason == "garbage"
     assert fail.data == bytes(range(1, 101)) * 2 + bytes(range(1, 57))
-    assert len(fail.data) == mercury.MAX_FAILURE_DATA
+    assert len(fail.data) == base.MAX_FAILURE_DATA
 
 
 def test_flush_resets_and_decoder_is_reusable() -> None:

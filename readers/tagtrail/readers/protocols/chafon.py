@@ -227,9 +227,11 @@ from typing import Any, Literal
 from tagtrail.errors import ProtocolError
 from tagtrail.readers.protocols.base import (
     FAILURE_REASONS,
+    MAX_FAILURE_DATA,
     DecodeFailure,
     FailureReason,
     ProtocolInfo,
+    StreamDecoderBase,
     TagView,
     failure_to_dict,
 )
@@ -257,8 +259,6 @@ STATUS_STATISTICS = 0x26
 STATUS_HEARTBEAT = 0x28
 STATUS_NO_TAG = 0xFB
 
-MAX_FAILURE_DATA = 256
-"""Garbage runs keep at most this many of their bytes in ``DecodeFailure.data``."""
 MAX_EPC_BYTES = 62
 FASTID_TID_BYTES = 12
 
@@ -793,7 +793,7 @@ def decode_frame(frame: bytes, layout: Layout = "auto") -> list[Decoded]:
     return out
 
 
-class StreamDecoder:
+class StreamDecoder(StreamDecoderBase[Record]):
     """Decode a byte stream chunk by chunk, resynchronising after bad bytes.
 
     ``feed`` returns the records completed by the new bytes; ``flush`` ends the input
@@ -802,56 +802,15 @@ class StreamDecoder:
     failures by reason. Never raises.
     """
 
-    __slots__ = ("_buf", "_garbage", "_garbage_len", "counters", "layout")
+    __slots__ = ("layout",)
 
     def __init__(self, layout: Layout = "auto") -> None:
+        super().__init__()
         self.layout: Layout = _check_layout(layout)
-        self._buf = b""
-        self._garbage = bytearray()
-        self._garbage_len = 0
-        self.counters: dict[str, int] = dict.fromkeys(("ok", *FAILURE_REASONS), 0)
-
-    @property
-    def pending(self) -> int:
-        """Bytes held: an undecided frame or header plus a garbage run not yet reported."""
-        return len(self._buf) + self._garbage_len
-
-    def feed(self, data: bytes) -> list[Decoded]:
-        if not data:
-            return []
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        out: list[Decoded] = []
-        pos = self._run(buf, out, final=False)
-        self._buf = buf[pos:]
-        return out
-
-    def flush(self) -> list[Decoded]:
-        out: list[Decoded] = []
-        buf = self._buf
-        self._buf = b""
-        self._run(buf, out, final=True)
-        self._emit_garbage(out)
-        return out
-
-    # -- internals --
-
-    def _emit_garbage(self, out: list[Decoded]) -> None:
-        if self._garbage_len:
-            out.append(DecodeFailure("garbage", bytes(self._garbage)))
-            self.counters["garbage"] += 1
-            self._garbage = bytearray()
-            self._garbage_len = 0
-
-    def _skip(self, chunk: bytes) -> None:
-        room = MAX_FAILURE_DATA - len(self._garbage)
-        if room > 0:
-            self._garbage += chunk[:room]
-        self._garbage_len += len(chunk)
 
     def _fail(self, out: list[Decoded], reason: FailureReason, data: bytes) -> None:
-        self._emit_garbage(out)
-        out.append(DecodeFailure(reason, data))
-        self.counters[reason] += 1
+        self._emit_garbage(out)  # a garbage run before a failed frame is reported first
+        super()._fail(out, reason, data)
 
     @staticmethod
     def _hidden(buf: bytes, rbuf: bytes, start: int, stop: int, final: bool) -> int | None:

@@ -166,9 +166,11 @@ from typing import Any
 from tagtrail.errors import ProtocolError
 from tagtrail.readers.protocols.base import (
     FAILURE_REASONS,
+    MAX_FAILURE_DATA,
     DecodeFailure,
     FailureReason,
     ProtocolInfo,
+    StreamDecoderBase,
     TagView,
     failure_to_dict,
 )
@@ -204,8 +206,6 @@ ANTENNA = 1
 MAX_PAYLOAD = 1024
 """Default ``max_payload``: longest ``PL`` the stream decoder accepts in a header."""
 
-MAX_FAILURE_DATA = 256
-"""Garbage runs keep at most this many of their bytes in ``DecodeFailure.data``."""
 
 INFO_KINDS: dict[int, str] = {0x00: "hardware", 0x01: "software", 0x02: "manufacturer"}
 
@@ -526,7 +526,7 @@ def decode_frame(frame: bytes, *, verify_crc: bool = True) -> Decoded:
     return _body(frame, 0, n, verify_crc)
 
 
-class StreamDecoder:
+class StreamDecoder(StreamDecoderBase[Record]):
     """Decode a byte stream chunk by chunk, resynchronising after bad bytes.
 
     ``feed`` returns the records completed by the new bytes; ``flush`` ends the input
@@ -539,56 +539,12 @@ class StreamDecoder:
     may claim.
     """
 
-    __slots__ = ("_buf", "_garbage", "_garbage_len", "_max_payload", "_verify_crc", "counters")
+    __slots__ = ("_max_payload", "_verify_crc")
 
     def __init__(self, *, verify_crc: bool = True, max_payload: int = MAX_PAYLOAD) -> None:
-        self._buf = b""
-        self._garbage = bytearray()
-        self._garbage_len = 0
+        super().__init__()
         self._verify_crc = verify_crc
         self._max_payload = min(max(int(max_payload), 0), 0xFFFF)
-        self.counters: dict[str, int] = dict.fromkeys(("ok", *FAILURE_REASONS), 0)
-
-    @property
-    def pending(self) -> int:
-        """Bytes held: an incomplete frame plus a garbage run not yet reported."""
-        return len(self._buf) + self._garbage_len
-
-    def feed(self, data: bytes) -> list[Decoded]:
-        if not data:
-            return []
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        out: list[Decoded] = []
-        pos = self._run(buf, out, final=False)
-        self._buf = buf[pos:]
-        return out
-
-    def flush(self) -> list[Decoded]:
-        out: list[Decoded] = []
-        buf = self._buf
-        self._buf = b""
-        self._run(buf, out, final=True)
-        self._emit_garbage(out)
-        return out
-
-    # -- internals --
-
-    def _emit_garbage(self, out: list[Decoded]) -> None:
-        if self._garbage_len:
-            out.append(DecodeFailure("garbage", bytes(self._garbage)))
-            self.counters["garbage"] += 1
-            self._garbage = bytearray()
-            self._garbage_len = 0
-
-    def _skip(self, chunk: bytes) -> None:
-        room = MAX_FAILURE_DATA - len(self._garbage)
-        if room > 0:
-            self._garbage += chunk[:room]
-        self._garbage_len += len(chunk)
-
-    def _fail(self, out: list[Decoded], reason: FailureReason, data: bytes) -> None:
-        out.append(DecodeFailure(reason, data))
-        self.counters[reason] += 1
 
     def _partial_header_ok(self, buf: bytes, p: int) -> bool:
         """Whether the fewer than five bytes at ``p`` can still begin a header."""

@@ -192,9 +192,11 @@ from typing import Any
 from tagtrail.errors import ProtocolError
 from tagtrail.readers.protocols.base import (
     FAILURE_REASONS,
+    MAX_FAILURE_DATA,
     DecodeFailure,
     FailureReason,
     ProtocolInfo,
+    StreamDecoderBase,
     TagView,
     failure_to_dict,
 )
@@ -273,8 +275,6 @@ REGIONS: dict[str, int] = {
 }
 """Region codes for :func:`cmd_set_region` (``tmr_region.h``, SparkFun's list for 0x0B-0x0D)."""
 
-MAX_FAILURE_DATA = 256
-"""Garbage runs keep at most this many of their bytes in ``DecodeFailure.data``."""
 
 STATUS_NAMES: dict[int, str] = {
     0x0100: "msg_wrong_number_of_data",
@@ -769,7 +769,7 @@ def decode_frame(frame: bytes) -> Decoded:
     return _body(frame, 0, n)
 
 
-class StreamDecoder:
+class StreamDecoder(StreamDecoderBase[Record]):
     """Decode a byte stream chunk by chunk, resynchronising after bad bytes.
 
     ``feed`` returns the records completed by the new bytes; ``flush`` ends the input
@@ -778,54 +778,7 @@ class StreamDecoder:
     and failures by reason. Never raises.
     """
 
-    __slots__ = ("_buf", "_garbage", "_garbage_len", "counters")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._garbage = bytearray()
-        self._garbage_len = 0
-        self.counters: dict[str, int] = dict.fromkeys(("ok", *FAILURE_REASONS), 0)
-
-    @property
-    def pending(self) -> int:
-        """Bytes held: an incomplete frame plus a garbage run not yet reported."""
-        return len(self._buf) + self._garbage_len
-
-    def feed(self, data: bytes) -> list[Decoded]:
-        if not data:
-            return []
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        out: list[Decoded] = []
-        pos = self._run(buf, out, final=False)
-        self._buf = buf[pos:]
-        return out
-
-    def flush(self) -> list[Decoded]:
-        out: list[Decoded] = []
-        buf = self._buf
-        self._buf = b""
-        self._run(buf, out, final=True)
-        self._emit_garbage(out)
-        return out
-
-    # -- internals --
-
-    def _emit_garbage(self, out: list[Decoded]) -> None:
-        if self._garbage_len:
-            out.append(DecodeFailure("garbage", bytes(self._garbage)))
-            self.counters["garbage"] += 1
-            self._garbage = bytearray()
-            self._garbage_len = 0
-
-    def _skip(self, chunk: bytes) -> None:
-        room = MAX_FAILURE_DATA - len(self._garbage)
-        if room > 0:
-            self._garbage += chunk[:room]
-        self._garbage_len += len(chunk)
-
-    def _fail(self, out: list[Decoded], reason: FailureReason, data: bytes) -> None:
-        out.append(DecodeFailure(reason, data))
-        self.counters[reason] += 1
+    __slots__ = ()
 
     @staticmethod
     def _hidden(buf: bytes, start: int, stop: int, final: bool) -> int | None:

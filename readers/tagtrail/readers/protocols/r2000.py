@@ -164,9 +164,11 @@ from typing import Any
 from tagtrail.errors import ProtocolError
 from tagtrail.readers.protocols.base import (
     FAILURE_REASONS,
+    MAX_FAILURE_DATA,
     DecodeFailure,
     FailureReason,
     ProtocolInfo,
+    StreamDecoderBase,
     TagView,
     failure_to_dict,
 )
@@ -185,8 +187,6 @@ CMD_SESSION_INVENTORY = 0x8B
 SUCCESS = 0x10
 ANTENNA_MISSING = 0x22
 RSSI_OFFSET = 129
-MAX_FAILURE_DATA = 256
-"""Garbage runs keep at most this many of their bytes in ``DecodeFailure.data``."""
 
 RESULT_CODES: dict[int, str] = {
     0x10: "command_success",
@@ -430,7 +430,7 @@ def decode_frame(frame: bytes) -> Decoded:
     return _body(frame, 0, n)
 
 
-class StreamDecoder:
+class StreamDecoder(StreamDecoderBase[Record]):
     """Decode a byte stream chunk by chunk, resynchronising after bad bytes.
 
     ``feed`` returns the records completed by the new bytes; ``flush`` ends the input
@@ -439,54 +439,7 @@ class StreamDecoder:
     and failures by reason. Never raises.
     """
 
-    __slots__ = ("_buf", "_garbage", "_garbage_len", "counters")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._garbage = bytearray()
-        self._garbage_len = 0
-        self.counters: dict[str, int] = dict.fromkeys(("ok", *FAILURE_REASONS), 0)
-
-    @property
-    def pending(self) -> int:
-        """Bytes held: an incomplete frame plus a garbage run not yet reported."""
-        return len(self._buf) + self._garbage_len
-
-    def feed(self, data: bytes) -> list[Decoded]:
-        if not data:
-            return []
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        out: list[Decoded] = []
-        pos = self._run(buf, out, final=False)
-        self._buf = buf[pos:]
-        return out
-
-    def flush(self) -> list[Decoded]:
-        out: list[Decoded] = []
-        buf = self._buf
-        self._buf = b""
-        self._run(buf, out, final=True)
-        self._emit_garbage(out)
-        return out
-
-    # -- internals --
-
-    def _emit_garbage(self, out: list[Decoded]) -> None:
-        if self._garbage_len:
-            out.append(DecodeFailure("garbage", bytes(self._garbage)))
-            self.counters["garbage"] += 1
-            self._garbage = bytearray()
-            self._garbage_len = 0
-
-    def _skip(self, chunk: bytes) -> None:
-        room = MAX_FAILURE_DATA - len(self._garbage)
-        if room > 0:
-            self._garbage += chunk[:room]
-        self._garbage_len += len(chunk)
-
-    def _fail(self, out: list[Decoded], reason: FailureReason, data: bytes) -> None:
-        out.append(DecodeFailure(reason, data))
-        self.counters[reason] += 1
+    __slots__ = ()
 
     def _hidden(self, buf: bytes, start: int, stop: int, final: bool) -> int | None:
         """First header in ``buf[start:stop]`` that starts a complete good frame.
