@@ -6,7 +6,7 @@ and ``docs/readers.md`` all read this one table.
 
 from __future__ import annotations
 
-from tagtrail.readers.protocols import chafon, em4100, m100, mercury, r2000
+from tagtrail.readers.protocols import ascii_lines, chafon, em4100, m100, mercury, r2000
 from tagtrail.readers.protocols.base import ProtocolInfo
 
 PROTOCOLS: dict[str, ProtocolInfo] = {
@@ -17,6 +17,7 @@ PROTOCOLS: dict[str, ProtocolInfo] = {
         chafon.PROTOCOL,
         m100.PROTOCOL,
         em4100.PROTOCOL,
+        ascii_lines.PROTOCOL,
     )
 }
 

@@ -65,19 +65,19 @@ from typing import Any
 from tagtrail.errors import ProtocolError
 from tagtrail.readers.protocols.base import (
     FAILURE_REASONS,
+    MAX_FAILURE_DATA,
     DecodeFailure,
     FailureReason,
     ProtocolInfo,
+    StreamDecoderBase,
     TagView,
     failure_to_dict,
 )
 
-__all__ = ["FAILURE_REASONS", "DecodeFailure", "FailureReason"]
+__all__ = ["FAILURE_REASONS", "MAX_FAILURE_DATA", "DecodeFailure", "FailureReason"]
 
 SUFFIXES: dict[str, bytes] = {"crlf": b"\r\n", "cr": b"\r", "lf": b"\n", "tab": b"\t"}
 """The suffixes scanners offer, by config name."""
-MAX_FAILURE_DATA = 256
-"""Failures keep at most this many bytes in ``DecodeFailure.data``."""
 GS = 0x1D
 MIN_EPC_HEX = 24
 """Fewest hex digits in a line that :func:`tag_of` takes for an EPC (a 96-bit EPC)."""
@@ -104,16 +104,18 @@ Record = Scan
 Decoded = Scan | DecodeFailure
 
 
-class LineDecoder:
+class LineDecoder(StreamDecoderBase[Scan]):
     """Decode a scanner's byte stream into :class:`Scan` records, line by line.
 
     ``feed`` returns the records completed by the new bytes; ``flush`` ends the input
     (an unfinished line is ``truncated``) and leaves the decoder empty for further use.
     ``counters`` counts good lines (``ok``) and failures by reason. Never raises once
-    constructed; bad settings raise :class:`ProtocolError`.
+    constructed; bad settings raise :class:`ProtocolError`. ``pending`` is the start of
+    an unfinished line (or the tail of a dropped over-long one that may hold half of a
+    CR LF).
     """
 
-    __slots__ = ("_buf", "_skipping", "aim", "counters", "max_line", "prefix", "suffix")
+    __slots__ = ("_skipping", "aim", "max_line", "prefix", "suffix")
 
     def __init__(
         self,
@@ -130,24 +132,15 @@ class LineDecoder:
             raise ProtocolError(f"prefix must be printable, got {prefix!r}")
         if max_line < 1:
             raise ProtocolError(f"max_line must be at least 1, got {max_line}")
+        super().__init__()
         self.prefix = bytes(prefix)
         self.suffix = bytes(suffix)
         self.aim = aim
         self.max_line = max_line
-        self._buf = b""
         self._skipping = False
-        self.counters: dict[str, int] = dict.fromkeys(("ok", *FAILURE_REASONS), 0)
 
-    @property
-    def pending(self) -> int:
-        """Bytes held: the start of an unfinished line (or the tail of a dropped one)."""
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Decoded]:
-        if not data:
-            return []
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        out: list[Decoded] = []
+    def _run(self, buf: bytes, out: list[Decoded], final: bool) -> int:
+        """Decode the complete lines of ``buf``; return how far it was consumed."""
         suffix = self.suffix
         slen = len(suffix)
         pos = 0
@@ -160,34 +153,28 @@ class LineDecoder:
             else:
                 self._line(buf, pos, end, out)
             pos = end + slen
-        rest = buf[pos:]
+        n = len(buf)
+        if final:
+            if pos < n and not self._skipping:
+                self._fail(out, "truncated", buf[pos : pos + MAX_FAILURE_DATA])
+            self._skipping = False
+            return n
+        # Of a line being dropped, keep only what could be the start of a suffix split
+        # across feeds.
+        keep = slen - 1
         if self._skipping:
-            # Keep only what could be the start of a suffix split across feeds.
-            rest = rest[len(rest) - slen + 1 :] if slen > 1 else b""
-        elif len(rest) - (slen - 1) > self.max_line:
+            return max(pos, n - keep)
+        if n - pos - keep > self.max_line:
             # The line is already longer than max_line whatever comes next.
-            self._fail(out, "length", rest[: self._length_data()])
+            self._fail(out, "length", buf[pos : pos + self._length_data()])
             self._skipping = True
-            rest = rest[len(rest) - slen + 1 :] if slen > 1 else b""
-        self._buf = rest
-        return out
-
-    def flush(self) -> list[Decoded]:
-        out: list[Decoded] = []
-        if self._buf and not self._skipping:
-            self._fail(out, "truncated", self._buf[:MAX_FAILURE_DATA])
-        self._buf = b""
-        self._skipping = False
-        return out
+            return max(pos, n - keep)
+        return pos
 
     # -- internals --
 
     def _length_data(self) -> int:
         return min(self.max_line + 1, MAX_FAILURE_DATA)
-
-    def _fail(self, out: list[Decoded], reason: FailureReason, data: bytes) -> None:
-        out.append(DecodeFailure(reason, data))
-        self.counters[reason] += 1
 
     def _line(self, buf: bytes, start: int, end: int, out: list[Decoded]) -> None:
         """Decode ``buf[start:end]`` (a line without its suffix)."""
