@@ -17,7 +17,7 @@ from tagtrail import events as ev
 from tagtrail.edge.config import ENV_PREFIX, EdgeConfig
 from tagtrail.gateway.config import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from tagtrail.gateway.config import ApiToken, GatewayConfig, InfluxV1Config, InfluxV2Config
-from tagtrail.readers.config import AntennaConfig, R2000ReaderConfig
+from tagtrail.readers.config import AntennaConfig, EM4100ReaderConfig, R2000ReaderConfig
 from tagtrail.readers.registry import PROTOCOLS
 
 SCHEMA_PATH = Path("docs/schema/events-v1.json")
@@ -266,6 +266,7 @@ def edge_config_markdown() -> str:
     out += ["## Readers", "", "`readers` is a list; each item's `type` picks its driver.", ""]
     _config_sections(R2000ReaderConfig, "readers[] (type: r2000)", out)
     _config_sections(AntennaConfig, "readers[].antennas[]", out)
+    _config_sections(EM4100ReaderConfig, "readers[] (type: em4100)", out)
     return "\n".join(out)
 
 
@@ -307,8 +308,9 @@ def readers_markdown() -> str:
     out += [
         "## Configured readers",
         "",
-        "Reader types usable in `edge.yaml` today: `r2000` (see [edge.md](edge.md)). The other"
-        " protocols above decode and have simulator encoders; their drivers follow.",
+        "Reader types usable in `edge.yaml` today: `r2000` and `em4100` (see"
+        " [edge.md](edge.md)). The other protocols above decode and have simulator encoders;"
+        " their drivers follow.",
         "",
     ]
     return "\n".join(out)

@@ -41,12 +41,14 @@ from tagtrail.events import (
     ReaderStatus,
     new_event_id,
 )
-from tagtrail.readers.config import R2000ReaderConfig, ReaderConfig
+from tagtrail.readers.config import EM4100ReaderConfig, R2000ReaderConfig, ReaderConfig
+from tagtrail.readers.em4100 import EM4100Reader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
 
 log = logging.getLogger(__name__)
 R2000_IDLE_FLUSH_S = 0.2
+EM4100_IDLE_FLUSH_S = 0.2
 
 
 def make_driver(
@@ -67,6 +69,14 @@ def make_driver(
             agent.on_read,
             agent.on_reader_state,
             idle_flush_s=R2000_IDLE_FLUSH_S / time_scale,
+        )
+    if isinstance(config, EM4100ReaderConfig):
+        return EM4100Reader(
+            config,
+            clock,
+            agent.on_read,
+            agent.on_reader_state,
+            idle_flush_s=EM4100_IDLE_FLUSH_S / time_scale,
         )
     raise AssertionError(f"no driver for {config!r}")  # pragma: no cover
 

@@ -71,5 +71,45 @@ class R2000ReaderConfig(_Strict):
         return None
 
 
-ReaderConfig = Annotated[R2000ReaderConfig, Field(discriminator="type")]
+class EM4100ReaderConfig(_Strict):
+    """A 125 kHz EM4100 reader pushing ASCII frames (RDM6300, ID-12/ID-20 in ASCII mode).
+
+    These readers take no commands and are silent while no card is in the field, so the
+    driver can only report one going offline when its port fails or disappears.
+    """
+
+    type: Literal["em4100"] = Field(description="Reader driver: 'em4100'.")
+    id: Name = Field(description="Name of this reader in events and status.")
+    port: str = Field(
+        min_length=1,
+        description="Serial device, e.g. /dev/ttyUSB0. The reader is silent without a card, "
+        "so it is reported offline only when this port fails or disappears.",
+    )
+    baudrate: Literal[2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        default=9600, description="Serial speed; RDM6300 and ID-12/ID-20 send at 9600."
+    )
+    zone: Name = Field(description="Zone this reader's reads place a card in (one coil).")
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EM4100ReaderConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    @property
+    def antennas(self) -> list[AntennaConfig]:
+        """The reader's one coil as antenna 1, covering :attr:`zone`."""
+        return [AntennaConfig(port=1, zone=self.zone)]
+
+    def zone_of(self, antenna: int) -> str | None:
+        return self.zone if antenna == 1 else None
+
+
+ReaderConfig = Annotated[R2000ReaderConfig | EM4100ReaderConfig, Field(discriminator="type")]
 """Union of every reader type; new drivers add their model here."""
