@@ -185,6 +185,7 @@ def data_format_markdown() -> str:
     out += ["## Identities", "", "`identity` is one of these, chosen by `scheme`:", ""]
     for ident in (
         ev.EpcIdentity,
+        ev.Em4100Identity,
         ev.SsccIdentity,
         ev.GtinSerialIdentity,
         ev.GtinQuantityIdentity,

@@ -4,8 +4,9 @@ Every message the edge publishes and the gateway consumes is one of these models
 JSON array of them. They are frozen, reject unknown fields, carry ``schema_version`` and
 use timezone-aware datetimes and unit-suffixed names (``rssi_dbm``, ``read_rate_per_s``).
 
-Items are named by an :data:`Identity`: an EPC read from an RFID tag, or a GS1 barcode
-identity (SSCC, GTIN + serial, GTIN + quantity). All four schemes are part of version 1,
+Items are named by an :data:`Identity`: an EPC read from a UHF RFID tag, the code of a
+125 kHz EM4100 card, or a GS1 barcode identity (SSCC, GTIN + serial, GTIN + quantity).
+All five schemes are part of version 1,
 so camera and scanner readers add events without a breaking change. ``epc`` mirrors the
 EPC for RFID items and is ``null`` for barcode items.
 
@@ -105,6 +106,23 @@ class EpcIdentity(_Model):
     epc: EpcHex = Field(description="EPC as upper-case hex, as read from the tag.")
 
 
+def _em4100_code(value: str) -> str:
+    value = value.upper()
+    if len(value) != 10 or any(c not in "0123456789ABCDEF" for c in value):
+        raise ValueError("must be exactly 10 hex digits")
+    return value
+
+
+class Em4100Identity(_Model):
+    """A 125 kHz EM4100 card or tag (RDM6300, ID-12/ID-20 readers), by its 40-bit code."""
+
+    scheme: Literal["em4100"] = Field(description="Identity scheme discriminator.")
+    code: Annotated[str, AfterValidator(_em4100_code)] = Field(
+        description="The 10 hex digits the reader sends: version byte and 32-bit card number.",
+        examples=["67003B51C6"],
+    )
+
+
 class SsccIdentity(_Model):
     """A logistic unit (pallet, parcel) by GS1 Serial Shipping Container Code, AI (00)."""
 
@@ -139,19 +157,19 @@ class GtinQuantityIdentity(_Model):
     )
 
 
-Identity = Annotated[
-    EpcIdentity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity,
-    Field(discriminator="scheme"),
-]
+AnyIdentity = (
+    EpcIdentity | Em4100Identity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity
+)
+Identity = Annotated[AnyIdentity, Field(discriminator="scheme")]
 
 
-def identity_key(
-    identity: EpcIdentity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity,
-) -> str:
+def identity_key(identity: AnyIdentity) -> str:
     """A stable string key for an item, e.g. ``epc:E200...`` or ``sscc:1061...``."""
     match identity:
         case EpcIdentity(epc=epc):
             return f"epc:{epc}"
+        case Em4100Identity(code=code):
+            return f"em4100:{code}"
         case SsccIdentity(sscc=sscc):
             return f"sscc:{sscc}"
         case GtinSerialIdentity(gtin=gtin, serial=serial):

@@ -24,17 +24,6 @@ from tests.support.pipeline import Collector, EdgeProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
-# The event contract (core/tagtrail/events.py, EpcHex) accepts only whole 16-bit words, so
-# a 10-digit EM4100 code cannot become an Arrived event yet: the smoother's event
-# construction raises and the agent logs "on_read callback failed" for every read. With
-# the contract accepting the code (checked by hand with EpcHex relaxed to whole bytes) this
-# test passes; strict, so it turns red once the contract is fixed and this mark must go.
-CONTRACT_GAP = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="event contract rejects 10-hex-digit EM4100 codes (EpcHex: whole 16-bit words)",
-)
-
 CARD = sim.code_text(0x67, 3887558)
 PRESENT_S = 2.0
 DEPART_AFTER_S = 1.5
@@ -72,7 +61,6 @@ def _present_card(master: int) -> None:
         os.write(master, frame)
 
 
-@CONTRACT_GAP
 def test_card_present_then_removed_arrives_then_departs(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -101,9 +89,9 @@ def test_card_present_then_removed_arrives_then_departs(
         )
         assert edge.terminate() == 0
         movements = collector.movements()
-        assert [(type(e), e.epc, e.zone, e.reader, e.antenna) for e in movements] == [
-            (Arrived, CARD, "packing", "desk", 1),
-            (Departed, CARD, "packing", "desk", 1),
+        assert [(type(e), e.item_key, e.epc, e.zone, e.reader, e.antenna) for e in movements] == [
+            (Arrived, f"em4100:{CARD}", None, "packing", "desk", 1),
+            (Departed, f"em4100:{CARD}", None, "packing", "desk", 1),
         ]
         arrived, departed = movements
         assert arrived.peak_rssi_dbm is None

@@ -682,3 +682,37 @@ def test_prune_forgets_only_expired_event_ids(tmp_path: Path) -> None:
         assert store.line_depth() == depth + 5
         assert snapshot(store) == before
         assert store.stock() == store.recount() == [ZoneStock("wh1", "dock", 8)]
+
+
+def test_em4100_cards_are_items_too(tmp_path: Path) -> None:
+    """A 125 kHz card's identity is its own scheme; its position is keyed em4100:<code>."""
+    from tagtrail.clock import ManualClock
+    from tagtrail.events import Arrived, Em4100Identity
+    from tagtrail.gateway.store import SqliteStore
+
+    clock = ManualClock()
+    when = clock.now()
+    event = Arrived(
+        kind="arrived",
+        event_id="em4100-card-0001",
+        event_time=when,
+        site="wh1",
+        device="desk-1",
+        reader="desk",
+        antenna=1,
+        zone="packing",
+        identity=Em4100Identity(scheme="em4100", code="67003b51c6"),
+        epc=None,
+        first_seen=when,
+        last_seen=when,
+        read_count=5,
+    )
+    with SqliteStore(tmp_path / "s.sqlite", clock=clock, dedupe_retention_s=3600) as store:
+        result = store.apply([event])
+        assert result.applied == 1
+        item = store.get_item("em4100:67003B51C6")
+        assert item is not None
+        assert item.zone == "packing"
+        assert item.epc is None
+        assert item.identity == {"scheme": "em4100", "code": "67003B51C6"}
+        assert any('epc="em4100:67003B51C6"' in line for _, line in store.pending_lines(10))

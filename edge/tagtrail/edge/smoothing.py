@@ -36,7 +36,14 @@ from datetime import datetime
 from typing import Literal
 
 from tagtrail.edge.config import SmoothingConfig
-from tagtrail.events import Arrived, Departed, EpcIdentity, Moved, new_event_id
+from tagtrail.events import (
+    Arrived,
+    Departed,
+    Em4100Identity,
+    EpcIdentity,
+    Moved,
+    new_event_id,
+)
 from tagtrail.readers.model import RawRead
 
 MovementEvent = Arrived | Moved | Departed
@@ -66,6 +73,7 @@ class _Track:
     zones: dict[str, _ZoneStats] = field(default_factory=dict)
     challenger: str | None = None
     challenger_since: float = 0.0
+    scheme: Literal["epc", "em4100"] = "epc"
 
 
 @dataclass(slots=True)
@@ -119,12 +127,12 @@ class Smoother:
         now = read.mono
         track = self.tracks.get(read.epc)
         if track is None:
-            track = _Track(read.epc, now, read.time, now, read.time)
+            track = _Track(read.epc, now, read.time, now, read.time, scheme=read.scheme)
             self.tracks[read.epc] = track
         elif now - track.last_mono >= self.config.depart_after_s:
             # Unseen long enough that tick() would have ended this presence: end it now.
             events = self._end(track, read.time)
-            track = _Track(read.epc, now, read.time, now, read.time)
+            track = _Track(read.epc, now, read.time, now, read.time, scheme=read.scheme)
             self.tracks[read.epc] = track
             return events + self._add(track, read, zone, rssi)
         return self._add(track, read, zone, rssi)
@@ -303,8 +311,12 @@ class Smoother:
             "reader": reader,
             "antenna": antenna,
             "zone": zone,
-            "identity": EpcIdentity(scheme="epc", epc=track.epc),
-            "epc": track.epc,
+            "identity": (
+                EpcIdentity(scheme="epc", epc=track.epc)
+                if track.scheme == "epc"
+                else Em4100Identity(scheme="em4100", code=track.epc)
+            ),
+            "epc": track.epc if track.scheme == "epc" else None,
             "first_seen": track.first_time,
             "last_seen": track.last_time,
             "read_count": track.read_count,

@@ -54,7 +54,7 @@ MOVEMENTS_LIMIT_MAX = 10_000
 """Most rows one ``/v1/movements`` request returns."""
 
 _HEX_RE = re.compile(r"^(?:[0-9A-F]{4}){1,31}$")
-_SCHEMES = ("epc", "sscc", "gtin_serial", "gtin_quantity")
+_SCHEMES = ("epc", "em4100", "sscc", "gtin_serial", "gtin_quantity")
 
 
 # -- what the app is given ------------------------------------------------------------
@@ -377,6 +377,8 @@ def item_key(value: str) -> str:
         raise _bad(f"item key {value!r} has nothing after the scheme")
     if scheme == "epc":
         return "epc:" + _epc_hex(rest)
+    if scheme == "em4100":
+        return "em4100:" + rest.upper()
     return f"{scheme}:{rest}"
 
 

@@ -67,6 +67,7 @@ class EM4100Reader(SerialReader[TagRecord]):
             rssi_dbm=None,
             mono=mono,
             time=wall,
+            scheme="em4100",
         )
 
     async def _converse(self) -> NoReturn:

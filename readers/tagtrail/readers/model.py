@@ -25,6 +25,8 @@ class RawRead:
     mono: float
     time: datetime
     pc: int | None = None
+    scheme: Literal["epc", "em4100"] = "epc"
+    """What ``epc`` holds: a UHF EPC (hex words), or a 125 kHz EM4100 code (10 hex)."""
 
 
 @dataclass(slots=True)
