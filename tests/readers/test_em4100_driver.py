@@ -155,6 +155,7 @@ def test_frames_of_both_forms_are_delivered_with_fields(tmp_path: Path) -> None:
         mono=0.0,
         time=rec.reads[0].time,
         pc=None,
+        scheme="em4100",
     )
     assert rec.reads[-1].mono == 1.5
     assert rec.reads[-1].time == clock.now()  # the clock stood still after the advance
