@@ -17,7 +17,12 @@ from tagtrail import events as ev
 from tagtrail.edge.config import ENV_PREFIX, EdgeConfig
 from tagtrail.gateway.config import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from tagtrail.gateway.config import ApiToken, GatewayConfig, InfluxV1Config, InfluxV2Config
-from tagtrail.readers.config import AntennaConfig, EM4100ReaderConfig, R2000ReaderConfig
+from tagtrail.readers.config import (
+    AntennaConfig,
+    EM4100ReaderConfig,
+    M100ReaderConfig,
+    R2000ReaderConfig,
+)
 from tagtrail.readers.registry import PROTOCOLS
 
 SCHEMA_PATH = Path("docs/schema/events-v1.json")
@@ -268,6 +273,7 @@ def edge_config_markdown() -> str:
     _config_sections(R2000ReaderConfig, "readers[] (type: r2000)", out)
     _config_sections(AntennaConfig, "readers[].antennas[]", out)
     _config_sections(EM4100ReaderConfig, "readers[] (type: em4100)", out)
+    _config_sections(M100ReaderConfig, "readers[] (type: m100)", out)
     return "\n".join(out)
 
 
@@ -309,7 +315,7 @@ def readers_markdown() -> str:
     out += [
         "## Configured readers",
         "",
-        "Reader types usable in `edge.yaml` today: `r2000` and `em4100` (see"
+        "Reader types usable in `edge.yaml` today: `r2000`, `em4100` and `m100` (see"
         " [edge.md](edge.md)). The other protocols above decode and have simulator encoders;"
         " their drivers follow.",
         "",

@@ -41,14 +41,21 @@ from tagtrail.events import (
     ReaderStatus,
     new_event_id,
 )
-from tagtrail.readers.config import EM4100ReaderConfig, R2000ReaderConfig, ReaderConfig
+from tagtrail.readers.config import (
+    EM4100ReaderConfig,
+    M100ReaderConfig,
+    R2000ReaderConfig,
+    ReaderConfig,
+)
 from tagtrail.readers.em4100 import EM4100Reader
+from tagtrail.readers.m100 import M100Reader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
 
 log = logging.getLogger(__name__)
 R2000_IDLE_FLUSH_S = 0.2
 EM4100_IDLE_FLUSH_S = 0.2
+M100_IDLE_FLUSH_S = 0.2
 
 
 def make_driver(
@@ -77,6 +84,14 @@ def make_driver(
             agent.on_read,
             agent.on_reader_state,
             idle_flush_s=EM4100_IDLE_FLUSH_S / time_scale,
+        )
+    if isinstance(config, M100ReaderConfig):
+        return M100Reader(
+            config,
+            clock,
+            agent.on_read,
+            agent.on_reader_state,
+            idle_flush_s=M100_IDLE_FLUSH_S / time_scale,
         )
     raise AssertionError(f"no driver for {config!r}")  # pragma: no cover
 

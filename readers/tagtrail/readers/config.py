@@ -111,5 +111,52 @@ class EM4100ReaderConfig(_Strict):
         return self.zone if antenna == 1 else None
 
 
-ReaderConfig = Annotated[R2000ReaderConfig | EM4100ReaderConfig, Field(discriminator="type")]
+class M100ReaderConfig(_Strict):
+    """An Impinj E710 / M100 / QM100-class UHF module (BB..7E frames), one antenna."""
+
+    type: Literal["m100"] = Field(description="Reader driver: 'm100'.")
+    id: Name = Field(description="Name of this reader in events and status.")
+    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
+        default=115200, description="Serial speed; these modules default to 115200."
+    )
+    zone: Name = Field(description="Zone this module's reads place an item in.")
+    poll_count: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="Inventory rounds per multiple-poll command (0x27) before it is re-sent.",
+    )
+    round_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Give up on an unanswered command after this; also the quiet gap that "
+        "ends a multiple-poll run (the module sends something every round), seconds.",
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> M100ReaderConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    @property
+    def antennas(self) -> list[AntennaConfig]:
+        """The module's one antenna, covering :attr:`zone`."""
+        return [AntennaConfig(port=1, zone=self.zone)]
+
+    def zone_of(self, antenna: int) -> str | None:
+        return self.zone if antenna == 1 else None
+
+
+ReaderConfig = Annotated[
+    R2000ReaderConfig | EM4100ReaderConfig | M100ReaderConfig, Field(discriminator="type")
+]
 """Union of every reader type; new drivers add their model here."""
