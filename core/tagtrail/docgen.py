@@ -19,6 +19,7 @@ from tagtrail.gateway.config import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from tagtrail.gateway.config import ApiToken, GatewayConfig, InfluxV1Config, InfluxV2Config
 from tagtrail.readers.config import (
     AntennaConfig,
+    ChafonReaderConfig,
     EM4100ReaderConfig,
     M100ReaderConfig,
     R2000ReaderConfig,
@@ -274,6 +275,7 @@ def edge_config_markdown() -> str:
     _config_sections(AntennaConfig, "readers[].antennas[]", out)
     _config_sections(EM4100ReaderConfig, "readers[] (type: em4100)", out)
     _config_sections(M100ReaderConfig, "readers[] (type: m100)", out)
+    _config_sections(ChafonReaderConfig, "readers[] (type: chafon)", out)
     return "\n".join(out)
 
 
@@ -315,9 +317,9 @@ def readers_markdown() -> str:
     out += [
         "## Configured readers",
         "",
-        "Reader types usable in `edge.yaml` today: `r2000`, `em4100` and `m100` (see"
-        " [edge.md](edge.md)). The other protocols above decode and have simulator encoders;"
-        " their drivers follow.",
+        "Reader types usable in `edge.yaml` today: `r2000`, `em4100`, `m100` and `chafon`"
+        " (see [edge.md](edge.md)). The other protocols above decode and have simulator"
+        " encoders; their drivers follow.",
         "",
     ]
     return "\n".join(out)

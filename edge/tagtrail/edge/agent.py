@@ -24,7 +24,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel
 
 from tagtrail import __version__
 from tagtrail.clock import Clock, ScaledClock, SystemClock
@@ -41,7 +43,9 @@ from tagtrail.events import (
     ReaderStatus,
     new_event_id,
 )
+from tagtrail.readers.chafon import ChafonReader
 from tagtrail.readers.config import (
+    ChafonReaderConfig,
     EM4100ReaderConfig,
     M100ReaderConfig,
     R2000ReaderConfig,
@@ -53,9 +57,18 @@ from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
 
 log = logging.getLogger(__name__)
-R2000_IDLE_FLUSH_S = 0.2
-EM4100_IDLE_FLUSH_S = 0.2
-M100_IDLE_FLUSH_S = 0.2
+
+IDLE_FLUSH_S = 0.2
+"""A partial frame held this long with the line quiet is reported as truncated."""
+
+DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
+    R2000ReaderConfig: R2000Reader,
+    EM4100ReaderConfig: EM4100Reader,
+    M100ReaderConfig: M100Reader,
+    ChafonReaderConfig: ChafonReader,
+}
+"""The driver class of each reader type; every one takes
+``(config, clock, on_read, on_state, *, idle_flush_s)``."""
 
 
 def make_driver(
@@ -69,31 +82,14 @@ def make_driver(
     Under a simulator running ``time_scale`` times faster than real time, the driver's
     idle gap shrinks by the same factor, as the simulated reader's pauses do.
     """
-    if isinstance(config, R2000ReaderConfig):
-        return R2000Reader(
-            config,
-            clock,
-            agent.on_read,
-            agent.on_reader_state,
-            idle_flush_s=R2000_IDLE_FLUSH_S / time_scale,
-        )
-    if isinstance(config, EM4100ReaderConfig):
-        return EM4100Reader(
-            config,
-            clock,
-            agent.on_read,
-            agent.on_reader_state,
-            idle_flush_s=EM4100_IDLE_FLUSH_S / time_scale,
-        )
-    if isinstance(config, M100ReaderConfig):
-        return M100Reader(
-            config,
-            clock,
-            agent.on_read,
-            agent.on_reader_state,
-            idle_flush_s=M100_IDLE_FLUSH_S / time_scale,
-        )
-    raise AssertionError(f"no driver for {config!r}")  # pragma: no cover
+    driver = DRIVERS[type(config)]
+    return driver(
+        config,
+        clock,
+        agent.on_read,
+        agent.on_reader_state,
+        idle_flush_s=IDLE_FLUSH_S / time_scale,
+    )
 
 
 class EdgeAgent:

@@ -156,7 +156,71 @@ class M100ReaderConfig(_Strict):
         return self.zone if antenna == 1 else None
 
 
+class ChafonReaderConfig(_Strict):
+    """A Chafon UHFReader18/UHFReader288-protocol reader (CF-RU5102, CF-RU6402, CF-MU904 ...)."""
+
+    type: Literal["chafon"] = Field(description="Reader driver: 'chafon'.")
+    id: Name = Field(description="Name of this reader in events and status.")
+    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
+        default=57600, description="Serial speed; these readers default to 57600."
+    )
+    address: int = Field(
+        default=0xFF, ge=0, le=255, description="Reader address byte (0xFF broadcasts)."
+    )
+    layout: Literal["288", "18"] = Field(
+        default="288",
+        description="Protocol generation: '288' (UHFReader288: per-antenna inventory with RSSI) "
+        "or '18' (UHFReader18: no antenna or RSSI in replies, one antenna).",
+    )
+    antennas: list[AntennaConfig] = Field(
+        min_length=1, description="Antennas to inventory in turn, each mapped to a zone."
+    )
+    scan_time: int = Field(
+        default=10, ge=1, le=255, description="Inventory scan time per round, in 100 ms units."
+    )
+    q: int = Field(default=4, ge=0, le=15, description="Gen2 Q value of an inventory round.")
+    session: Literal[0, 1, 2, 3] = Field(default=0, description="Gen2 session of inventory.")
+    round_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Give up on an unanswered command after this."
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
+    )
+
+    @field_validator("antennas")
+    @classmethod
+    def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
+        ports = [a.port for a in antennas]
+        if len(set(ports)) != len(ports):
+            raise ValueError("each antenna port may appear once")
+        return antennas
+
+    @model_validator(mode="after")
+    def _check(self) -> ChafonReaderConfig:
+        if self.round_timeout_s <= self.scan_time / 10:
+            raise ValueError(
+                "round_timeout_s must exceed scan_time (100 ms units): the reader may use "
+                "its whole scan time before it answers"
+            )
+        if self.layout == "18" and [a.port for a in self.antennas] != [1]:
+            raise ValueError("antennas: UHFReader18 readers have one antenna, port 1")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    def zone_of(self, antenna: int) -> str | None:
+        for a in self.antennas:
+            if a.port == antenna:
+                return a.zone
+        return None
+
+
 ReaderConfig = Annotated[
-    R2000ReaderConfig | EM4100ReaderConfig | M100ReaderConfig, Field(discriminator="type")
+    R2000ReaderConfig | EM4100ReaderConfig | M100ReaderConfig | ChafonReaderConfig,
+    Field(discriminator="type"),
 ]
 """Union of every reader type; new drivers add their model here."""
