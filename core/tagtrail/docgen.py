@@ -22,6 +22,7 @@ from tagtrail.readers.config import (
     ChafonReaderConfig,
     EM4100ReaderConfig,
     M100ReaderConfig,
+    MercuryReaderConfig,
     R2000ReaderConfig,
 )
 from tagtrail.readers.registry import PROTOCOLS
@@ -276,6 +277,7 @@ def edge_config_markdown() -> str:
     _config_sections(EM4100ReaderConfig, "readers[] (type: em4100)", out)
     _config_sections(M100ReaderConfig, "readers[] (type: m100)", out)
     _config_sections(ChafonReaderConfig, "readers[] (type: chafon)", out)
+    _config_sections(MercuryReaderConfig, "readers[] (type: mercury)", out)
     return "\n".join(out)
 
 
@@ -317,7 +319,8 @@ def readers_markdown() -> str:
     out += [
         "## Configured readers",
         "",
-        "Reader types usable in `edge.yaml` today: `r2000`, `em4100`, `m100` and `chafon`"
+        "Reader types usable in `edge.yaml` today: `r2000`, `em4100`, `m100`, `chafon`"
+        " and `mercury`"
         " (see [edge.md](edge.md)). The other protocols above decode and have simulator"
         " encoders; their drivers follow.",
         "",

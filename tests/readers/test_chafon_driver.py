@@ -17,6 +17,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from tagtrail.clock import ManualClock
 from tagtrail.readers.chafon import ChafonReader
 from tagtrail.readers.config import ChafonReaderConfig
@@ -162,7 +165,7 @@ def config(
             "antennas": [{"port": p, "zone": f"zone{p}"} for p in antennas],
             "q": 6,
             "session": 1,
-            "scan_time": 7,
+            "scan_time": 1,
             "round_timeout_s": round_timeout_s,
             "reconnect_initial_s": 0.05,
             "reconnect_max_s": 0.2,
@@ -247,7 +250,7 @@ def test_reads_are_delivered_with_fields_across_two_antennas(tmp_path: Path) -> 
     assert codes[:3] == [sim.CMD_GET_READER_INFO, sim.CMD_INVENTORY, sim.CMD_INVENTORY]
     assert [r.antenna for r in seen[:4]] == [1, 2, 1, 2]
     for req in seen:
-        assert (req.q, req.session, req.scan_time, req.target) == (6, 1, 7, 0)
+        assert (req.q, req.session, req.scan_time, req.target) == (6, 1, 1, 0)
         assert not req.fast_id
         assert not req.statistics
         assert req.mask_len_bits == 0
@@ -414,3 +417,19 @@ def test_unplugged_goes_offline_and_reconnects(tmp_path: Path) -> None:
     assert snap.error_counts["disconnects"] == 1  # one outage, however many reopen attempts
     assert snap.firmware == "2.5"
     assert {r.epc for r in rec.reads} == {EPC_A.hex().upper(), EPC_B.hex().upper()}
+
+
+def test_a_round_timeout_shorter_than_the_scan_time_is_refused() -> None:
+    """The reader may use its whole scan time before answering: such a config fails at
+    start, naming the problem, instead of timing out every round."""
+    with pytest.raises(ValidationError, match="round_timeout_s must exceed scan_time"):
+        ChafonReaderConfig.model_validate(
+            {
+                "type": "chafon",
+                "id": "r",
+                "port": "/dev/null",
+                "antennas": [{"port": 1, "zone": "z"}],
+                "scan_time": 30,
+                "round_timeout_s": 2.0,
+            }
+        )

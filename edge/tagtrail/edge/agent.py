@@ -48,11 +48,13 @@ from tagtrail.readers.config import (
     ChafonReaderConfig,
     EM4100ReaderConfig,
     M100ReaderConfig,
+    MercuryReaderConfig,
     R2000ReaderConfig,
     ReaderConfig,
 )
 from tagtrail.readers.em4100 import EM4100Reader
 from tagtrail.readers.m100 import M100Reader
+from tagtrail.readers.mercury import MercuryReader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
 from tagtrail.readers.r2000 import R2000Reader
 
@@ -66,6 +68,7 @@ DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
     EM4100ReaderConfig: EM4100Reader,
     M100ReaderConfig: M100Reader,
     ChafonReaderConfig: ChafonReader,
+    MercuryReaderConfig: MercuryReader,
 }
 """The driver class of each reader type; every one takes
 ``(config, clock, on_read, on_state, *, idle_flush_s)``."""

@@ -219,8 +219,80 @@ class ChafonReaderConfig(_Strict):
         return None
 
 
+class MercuryReaderConfig(_Strict):
+    """A ThingMagic/JADAK Mercury module (M6e, M7e, Nano, Micro) in continuous reading."""
+
+    type: Literal["mercury"] = Field(description="Reader driver: 'mercury'.")
+    id: Name = Field(description="Name of this reader in events and status.")
+    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] = Field(
+        default=115200, description="Serial speed; Mercury modules boot at 115200."
+    )
+    region: int = Field(
+        default=0x01,
+        ge=0,
+        le=0xFF,
+        description="Regulatory region code for 'set region' (0x97): 0x01 NA, 0x02 EU, "
+        "0x08 EU3, 0x05 JP, 0x04 IN, 0x06 PRC, 0x09 KR2, 0x0B AU, 0x0C NZ, 0xFF open.",
+    )
+    read_power_cdbm: int = Field(
+        default=2000, ge=0, le=3150, description="Read power in centi-dBm (2000 = 20 dBm)."
+    )
+    antennas: list[AntennaConfig] = Field(
+        min_length=1, description="Antennas to read on, each mapped to a zone."
+    )
+    on_time_ms: int = Field(
+        default=1000,
+        ge=10,
+        le=65535,
+        description="Read-cycle on-time of continuous reading, milliseconds.",
+    )
+    silence_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="With continuous reading on, the module sends tags or keep-alives; "
+        "nothing for this long means it is gone (reconnect), seconds.",
+    )
+    round_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Give up on an unanswered command after this."
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
+    )
+
+    @field_validator("antennas")
+    @classmethod
+    def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
+        ports = [a.port for a in antennas]
+        if len(set(ports)) != len(ports):
+            raise ValueError("each antenna port may appear once")
+        if any(p > 4 for p in ports):
+            raise ValueError("Mercury modules have antenna ports 1-4")
+        return antennas
+
+    @model_validator(mode="after")
+    def _check(self) -> MercuryReaderConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    def zone_of(self, antenna: int) -> str | None:
+        for a in self.antennas:
+            if a.port == antenna:
+                return a.zone
+        return None
+
+
 ReaderConfig = Annotated[
-    R2000ReaderConfig | EM4100ReaderConfig | M100ReaderConfig | ChafonReaderConfig,
+    R2000ReaderConfig
+    | EM4100ReaderConfig
+    | M100ReaderConfig
+    | ChafonReaderConfig
+    | MercuryReaderConfig,
     Field(discriminator="type"),
 ]
 """Union of every reader type; new drivers add their model here."""
