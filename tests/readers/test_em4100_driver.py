@@ -24,8 +24,9 @@ from tagtrail.cli import main
 from tagtrail.clock import ManualClock
 from tagtrail.readers.config import EM4100ReaderConfig
 from tagtrail.readers.em4100 import EM4100Reader
-from tagtrail.readers.model import RawRead, ReaderSnapshot
+from tagtrail.readers.model import RawRead
 from tagtrail.sim import em4100 as sim
+from tests.support.ptypeer import Recorder
 
 CODE_A = sim.code_text(0x67, 3887558)  # 67003B51C6
 CODE_B = sim.code_text(0x3C, 13530444)  # 3C00CE754C
@@ -67,27 +68,6 @@ class CardReader:
         asyncio.get_running_loop().remove_reader(self.master)
         os.close(self.slave)
         os.close(self.master)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.reads: list[RawRead] = []
-        self.states: list[ReaderSnapshot] = []
-        self.changed = asyncio.Event()
-
-    def on_read(self, read: RawRead) -> None:
-        self.reads.append(read)
-        self.changed.set()
-
-    def on_state(self, snap: ReaderSnapshot) -> None:
-        self.states.append(snap)
-        self.changed.set()
-
-    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def config(link: Path) -> EM4100ReaderConfig:

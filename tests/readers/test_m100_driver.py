@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tty
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,9 @@ from tagtrail.cli import main
 from tagtrail.clock import ManualClock
 from tagtrail.readers.config import M100ReaderConfig
 from tagtrail.readers.m100 import M100Reader
-from tagtrail.readers.model import RawRead, ReaderSnapshot
+from tagtrail.readers.model import RawRead
 from tagtrail.sim import m100 as sim
+from tests.support.ptypeer import PtyPeer, Recorder
 
 EPC_A = bytes.fromhex("30751FEB705C5904E3D50D70")
 PC_A = 0x3400  # 6 words, UMI bit set
@@ -34,54 +33,17 @@ HARDWARE = "M100 26dBm V1.0"
 Responder = Callable[["Peer", sim.Command], bytes]
 
 
-class Peer:
-    """The module end of a pty: parses commands, records them and writes replies."""
+class Peer(PtyPeer[sim.Command]):
+    """The module end of a pty, answering with ``respond``."""
 
     def __init__(self, link: Path, respond: Responder) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.respond = respond
-        self.parser = sim.CommandParser()
-        self.commands: list[sim.Command] = []
-        self.changed = asyncio.Event()
-        tmp = link.with_name(link.name + ".new")
-        os.symlink(os.ttyname(self.slave), tmp)
-        tmp.replace(link)
-        asyncio.get_running_loop().add_reader(self.master, self._readable)
-        self.closed = False
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.master, 4096)
-        except (BlockingIOError, OSError):
-            return
-        for cmd in self.parser.feed(data):
-            self.commands.append(cmd)
-            self.changed.set()
-            reply = self.respond(self, cmd)
-            if reply:
-                os.write(self.master, reply)
+        super().__init__(link, sim.CommandParser(), lambda cmd: respond(self, cmd))
 
     def codes(self) -> list[int]:
         return [c.cmd for c in self.commands]
 
     def polls(self) -> int:
         return self.codes().count(sim.CMD_MULTIPLE_POLL)
-
-    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        asyncio.get_running_loop().remove_reader(self.master)
-        os.close(self.slave)
-        os.close(self.master)
 
 
 def module(
@@ -108,30 +70,6 @@ def module(
 
 def no_tag(rounds: int = 1) -> bytes:
     return sim.error_frame(sim.NO_TAG) * rounds
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.reads: list[RawRead] = []
-        self.states: list[ReaderSnapshot] = []
-        self.changed = asyncio.Event()
-
-    def on_read(self, read: RawRead) -> None:
-        self.reads.append(read)
-        self.changed.set()
-
-    def on_state(self, snap: ReaderSnapshot) -> None:
-        self.states.append(snap)
-        self.changed.set()
-
-    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def online(self) -> bool:
-        return bool(self.states) and self.states[-1].state == "online"
 
 
 def config(link: Path, *, round_timeout_s: float, poll_count: int = 7) -> M100ReaderConfig:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tty
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ from typing import Any
 from tagtrail.clock import ManualClock
 from tagtrail.readers.config import MercuryReaderConfig
 from tagtrail.readers.mercury import MercuryReader
-from tagtrail.readers.model import RawRead, ReaderSnapshot
+from tagtrail.readers.model import RawRead
 from tagtrail.sim import mercury as sim
+from tests.support.ptypeer import PtyPeer, Recorder
 
 EPC_A = bytes.fromhex("30751FEB705C5904E3D50D70")
 EPC_B = bytes.fromhex("E200301666130121155074EF")
@@ -68,41 +67,15 @@ class Module:
         return sim.encode_response(cmd.opcode, sim.STATUS_INVALID_OPCODE)
 
 
-class Peer:
-    """The module end of a pty: parses commands, records them and writes replies."""
+class Peer(PtyPeer[sim.Command]):
+    """The module end of a pty, answering with ``module``."""
 
     def __init__(self, link: Path, module: Module) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
+        self.commands_parser = sim.CommandParser()
+        super().__init__(link, self.commands_parser, module.respond)
         self.module = module
-        self.parser = sim.CommandParser()
-        self.raw = bytearray()
-        self.commands: list[sim.Command] = []
         self.sent_keep_alives = 0
-        self.changed = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
-        tmp = link.with_name(link.name + ".new")
-        os.symlink(os.ttyname(self.slave), tmp)
-        tmp.replace(link)
-        asyncio.get_running_loop().add_reader(self.master, self._readable)
-        self.closed = False
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.master, 4096)
-        except (BlockingIOError, OSError):
-            return
-        self.raw += data
-        for cmd in self.parser.feed(data):
-            self.commands.append(cmd)
-            self.changed.set()
-            reply = self.module.respond(cmd)
-            if reply:
-                os.write(self.master, reply)
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
 
     def keep_alive_every(self, period_s: float) -> None:
         """Send a keep-alive per search cycle, as a reading module does with no tag."""
@@ -111,7 +84,7 @@ class Peer:
             if self.closed:
                 return
             if self.module.started is not None:
-                os.write(self.master, sim.keep_alive())
+                self.write(sim.keep_alive())
                 self.sent_keep_alives += 1
                 self.changed.set()
             self._ticker = asyncio.get_running_loop().call_later(period_s, tick)
@@ -121,42 +94,10 @@ class Peer:
     def opcodes(self) -> list[int]:
         return [c.opcode for c in self.commands]
 
-    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
         if self._ticker is not None:
             self._ticker.cancel()
-        asyncio.get_running_loop().remove_reader(self.master)
-        os.close(self.slave)
-        os.close(self.master)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.reads: list[RawRead] = []
-        self.states: list[ReaderSnapshot] = []
-        self.changed = asyncio.Event()
-
-    def on_read(self, read: RawRead) -> None:
-        self.reads.append(read)
-        self.changed.set()
-
-    def on_state(self, snap: ReaderSnapshot) -> None:
-        self.states.append(snap)
-        self.changed.set()
-
-    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
+        super().close()
 
 
 def config(link: Path, *, silence_timeout_s: float) -> MercuryReaderConfig:
@@ -247,7 +188,7 @@ def test_setup_sequence_is_sent_byte_for_byte(tmp_path: Path) -> None:
     assert req.search_flags == sim.STREAM_SEARCH_FLAGS
     wanted = sim.F_COUNT | sim.F_RSSI | sim.F_ANTENNA
     assert req.metadata_flags & wanted == wanted
-    assert peer.parser.errors == {}
+    assert peer.commands_parser.errors == {}
     assert rec.states[0].state == "online"
     snap = reader.snapshot()
     assert snap.reader_type == "mercury"
