@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,12 +20,52 @@ class AntennaConfig(_Strict):
     zone: Name = Field(description="Zone this antenna's reads place an item in.")
 
 
-class R2000ReaderConfig(_Strict):
+ReaderId = Annotated[Name, Field(description="Name of this reader in events and status.")]
+SerialPort = Annotated[str, Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")]
+ReconnectInitialS = Annotated[
+    float, Field(gt=0, le=60, description="First wait before reopening a lost port.")
+]
+ReconnectMaxS = Annotated[
+    float, Field(gt=0, le=600, description="Longest wait between reopen attempts.")
+]
+
+
+def _ports_once(antennas: list[AntennaConfig], highest: int, reader: str) -> list[AntennaConfig]:
+    ports = [a.port for a in antennas]
+    if len(set(ports)) != len(ports):
+        raise ValueError("each antenna port may appear once")
+    if any(p > highest for p in ports):
+        raise ValueError(f"{reader} readers have antenna ports 1-{highest}")
+    return antennas
+
+
+class _SerialReader(_Strict):
+    """What every serial reader's config checks: reconnect waits in order."""
+
+    @model_validator(mode="after")
+    def _check_reconnect(self) -> Self:
+        initial = float(getattr(self, "reconnect_initial_s"))  # noqa: B009 - set by subclasses
+        if float(getattr(self, "reconnect_max_s")) < initial:  # noqa: B009
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+
+class _Antennas(_SerialReader):
+    """A reader with several antennas, each covering a zone."""
+
+    def zone_of(self, antenna: int) -> str | None:
+        for a in getattr(self, "antennas"):  # noqa: B009 - set by subclasses
+            if a.port == antenna:
+                return str(a.zone)
+        return None
+
+
+class R2000ReaderConfig(_Antennas):
     """A UHF reader speaking the R2000 serial protocol (0xA0 frames)."""
 
     type: Literal["r2000"] = Field(description="Reader driver: 'r2000'.")
-    id: Name = Field(description="Name of this reader in events and status.")
-    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    id: ReaderId
+    port: SerialPort
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
         default=115200, description="Serial speed; R2000 modules default to 115200."
     )
@@ -41,37 +81,16 @@ class R2000ReaderConfig(_Strict):
     round_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="Give up on a round with no end frame after this."
     )
-    reconnect_initial_s: float = Field(
-        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
-    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
 
     @field_validator("antennas")
     @classmethod
     def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
-        ports = [a.port for a in antennas]
-        if len(set(ports)) != len(ports):
-            raise ValueError("each antenna port may appear once")
-        if any(p > 4 for p in ports):
-            raise ValueError("R2000 readers have antenna ports 1-4")
-        return antennas
-
-    @model_validator(mode="after")
-    def _check(self) -> R2000ReaderConfig:
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
-        return self
-
-    def zone_of(self, antenna: int) -> str | None:
-        for a in self.antennas:
-            if a.port == antenna:
-                return a.zone
-        return None
+        return _ports_once(antennas, 4, "R2000")
 
 
-class EM4100ReaderConfig(_Strict):
+class EM4100ReaderConfig(_SerialReader):
     """A 125 kHz EM4100 reader pushing ASCII frames (RDM6300, ID-12/ID-20 in ASCII mode).
 
     These readers take no commands and are silent while no card is in the field, so the
@@ -79,7 +98,7 @@ class EM4100ReaderConfig(_Strict):
     """
 
     type: Literal["em4100"] = Field(description="Reader driver: 'em4100'.")
-    id: Name = Field(description="Name of this reader in events and status.")
+    id: ReaderId
     port: str = Field(
         min_length=1,
         description="Serial device, e.g. /dev/ttyUSB0. The reader is silent without a card, "
@@ -89,18 +108,8 @@ class EM4100ReaderConfig(_Strict):
         default=9600, description="Serial speed; RDM6300 and ID-12/ID-20 send at 9600."
     )
     zone: Name = Field(description="Zone this reader's reads place a card in (one coil).")
-    reconnect_initial_s: float = Field(
-        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> EM4100ReaderConfig:
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
-        return self
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
 
     @property
     def antennas(self) -> list[AntennaConfig]:
@@ -111,12 +120,12 @@ class EM4100ReaderConfig(_Strict):
         return self.zone if antenna == 1 else None
 
 
-class M100ReaderConfig(_Strict):
+class M100ReaderConfig(_SerialReader):
     """An Impinj E710 / M100 / QM100-class UHF module (BB..7E frames), one antenna."""
 
     type: Literal["m100"] = Field(description="Reader driver: 'm100'.")
-    id: Name = Field(description="Name of this reader in events and status.")
-    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    id: ReaderId
+    port: SerialPort
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
         default=115200, description="Serial speed; these modules default to 115200."
     )
@@ -134,18 +143,8 @@ class M100ReaderConfig(_Strict):
         description="Give up on an unanswered command after this; also the quiet gap that "
         "ends a multiple-poll run (the module sends something every round), seconds.",
     )
-    reconnect_initial_s: float = Field(
-        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> M100ReaderConfig:
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
-        return self
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
 
     @property
     def antennas(self) -> list[AntennaConfig]:
@@ -156,12 +155,12 @@ class M100ReaderConfig(_Strict):
         return self.zone if antenna == 1 else None
 
 
-class ChafonReaderConfig(_Strict):
+class ChafonReaderConfig(_Antennas):
     """A Chafon UHFReader18/UHFReader288-protocol reader (CF-RU5102, CF-RU6402, CF-MU904 ...)."""
 
     type: Literal["chafon"] = Field(description="Reader driver: 'chafon'.")
-    id: Name = Field(description="Name of this reader in events and status.")
-    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    id: ReaderId
+    port: SerialPort
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
         default=57600, description="Serial speed; these readers default to 57600."
     )
@@ -184,20 +183,13 @@ class ChafonReaderConfig(_Strict):
     round_timeout_s: float = Field(
         default=3.0, gt=0, le=60, description="Give up on an unanswered command after this."
     )
-    reconnect_initial_s: float = Field(
-        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
-    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
 
     @field_validator("antennas")
     @classmethod
     def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
-        ports = [a.port for a in antennas]
-        if len(set(ports)) != len(ports):
-            raise ValueError("each antenna port may appear once")
-        return antennas
+        return _ports_once(antennas, 8, "Chafon")
 
     @model_validator(mode="after")
     def _check(self) -> ChafonReaderConfig:
@@ -208,23 +200,15 @@ class ChafonReaderConfig(_Strict):
             )
         if self.layout == "18" and [a.port for a in self.antennas] != [1]:
             raise ValueError("antennas: UHFReader18 readers have one antenna, port 1")
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
         return self
 
-    def zone_of(self, antenna: int) -> str | None:
-        for a in self.antennas:
-            if a.port == antenna:
-                return a.zone
-        return None
 
-
-class MercuryReaderConfig(_Strict):
+class MercuryReaderConfig(_Antennas):
     """A ThingMagic/JADAK Mercury module (M6e, M7e, Nano, Micro) in continuous reading."""
 
     type: Literal["mercury"] = Field(description="Reader driver: 'mercury'.")
-    id: Name = Field(description="Name of this reader in events and status.")
-    port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    id: ReaderId
+    port: SerialPort
     baudrate: Literal[9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] = Field(
         default=115200, description="Serial speed; Mercury modules boot at 115200."
     )
@@ -257,34 +241,13 @@ class MercuryReaderConfig(_Strict):
     round_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="Give up on an unanswered command after this."
     )
-    reconnect_initial_s: float = Field(
-        default=0.5, gt=0, le=60, description="First wait before reopening a lost port."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, le=600, description="Longest wait between reopen attempts."
-    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
 
     @field_validator("antennas")
     @classmethod
     def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
-        ports = [a.port for a in antennas]
-        if len(set(ports)) != len(ports):
-            raise ValueError("each antenna port may appear once")
-        if any(p > 4 for p in ports):
-            raise ValueError("Mercury modules have antenna ports 1-4")
-        return antennas
-
-    @model_validator(mode="after")
-    def _check(self) -> MercuryReaderConfig:
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
-        return self
-
-    def zone_of(self, antenna: int) -> str | None:
-        for a in self.antennas:
-            if a.port == antenna:
-                return a.zone
-        return None
+        return _ports_once(antennas, 4, "Mercury")
 
 
 ReaderConfig = Annotated[
