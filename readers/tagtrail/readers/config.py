@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from tagtrail.events import Name
 
@@ -248,6 +256,191 @@ class MercuryReaderConfig(_Antennas):
     @classmethod
     def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
         return _ports_once(antennas, 4, "Mercury")
+
+
+ScanSuffix = Literal["crlf", "cr", "lf", "tab"]
+
+
+class _Scanner(_SerialReader):
+    """What every handheld scanner's config shares: one zone, GS1 parsing, repeat suppression."""
+
+    zone: Name = Field(description="Zone a scan places the item in (the scanner's read point).")
+    aim: bool = Field(
+        default=True,
+        description="Scans start with an AIM symbology identifier (']C1' ...) when the "
+        "scanner sends one; turn off if it never does and data may start with ']'.",
+    )
+    gs_substitutes: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Printable stand-ins some scanners send for the GS (FNC1) separator, "
+        "e.g. '<GS>' or '^'; replaced by GS before GS1 parsing.",
+    )
+    repeat_suppress_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="The same identity scanned again in the same zone within this many "
+        "seconds is counted, not reported again.",
+    )
+
+    @property
+    def antennas(self) -> list[AntennaConfig]:
+        """The scanner as antenna 1, covering :attr:`zone`."""
+        return [AntennaConfig(port=1, zone=self.zone)]
+
+    def zone_of(self, antenna: int) -> str | None:
+        return self.zone if antenna == 1 else None
+
+
+class AsciiScannerConfig(_Scanner):
+    """A handheld barcode (or RFID) scanner sending one scan per line over a serial port
+    (USB CDC-ACM ``/dev/ttyACM*`` or RS-232)."""
+
+    type: Literal["ascii"] = Field(description="Reader driver: 'ascii'.")
+    id: ReaderId
+    port: SerialPort
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        default=9600,
+        description="Serial speed for RS-232 scanners; ignored by USB CDC-ACM devices.",
+    )
+    prefix: str = Field(
+        default="",
+        max_length=16,
+        description="Text the scanner is set to send before each scan (often empty).",
+    )
+    suffix: ScanSuffix = Field(
+        default="cr", description="Line end the scanner is set to send: crlf, cr, lf or tab."
+    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, prefix: str) -> str:
+        if not prefix.isprintable() or not prefix.isascii():
+            raise ValueError("prefix must be printable ASCII")
+        return prefix
+
+
+class HidScannerConfig(_Scanner):
+    """A USB HID keyboard-wedge scanner read through Linux evdev, grabbed exclusively so
+    its keystrokes reach no other program."""
+
+    type: Literal["hid"] = Field(description="Reader driver: 'hid'.")
+    id: ReaderId
+    device: str = Field(
+        min_length=1,
+        description="evdev device, best a stable path such as "
+        "/dev/input/by-id/usb-<vendor>_<model>-event-kbd.",
+    )
+    grab: bool = Field(
+        default=True,
+        description="Grab the device exclusively (EVIOCGRAB) so scans do not type into "
+        "other applications.",
+    )
+    suffix: Literal["enter", "tab"] = Field(
+        default="enter", description="Key the scanner sends after each scan."
+    )
+    layout: Literal["us"] = Field(
+        default="us", description="Keyboard layout the scanner emulates (set it to US)."
+    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
+
+
+class LlrpReaderConfig(_Antennas):
+    """A fixed UHF reader speaking LLRP over TCP (Impinj Speedway/R700, Zebra FX7500/FX9600)."""
+
+    type: Literal["llrp"] = Field(description="Reader driver: 'llrp'.")
+    id: ReaderId
+    host: str = Field(min_length=1, description="Reader host name or IP address.")
+    port: int = Field(default=5084, ge=1, le=65535, description="LLRP TCP port (5084).")
+    antennas: list[AntennaConfig] = Field(
+        min_length=1, description="Antennas to inventory, each mapped to a zone."
+    )
+    session: Literal[0, 1, 2, 3] = Field(default=1, description="Gen2 session of inventory.")
+    tag_population: int = Field(
+        default=32, ge=1, le=65535, description="Expected tags in the field (Gen2 Q hint)."
+    )
+    mode_index: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="RF mode (UHFC1G2RFModeTable index) to use; null keeps the reader's.",
+    )
+    tx_power_index: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Transmit power table index for every antenna; null keeps the reader's.",
+    )
+    report_every_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="How often the reader reports tags it has seen (AISpec duration), s.",
+    )
+    keepalive_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Keep-alive period asked of the reader; three missed ones mean the "
+        "link is gone (reconnect), seconds.",
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Give up on a connect or reply after this."
+    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
+
+    @field_validator("antennas")
+    @classmethod
+    def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
+        return _ports_once(antennas, 8, "LLRP")
+
+
+class R700ReaderConfig(_Antennas):
+    """An Impinj R700 through its IoT device interface (HTTP REST + NDJSON stream)."""
+
+    type: Literal["r700"] = Field(description="Reader driver: 'r700'.")
+    id: ReaderId
+    url: AnyHttpUrl = Field(description="Base URL of the reader, e.g. https://r700-1.local.")
+    username: str = Field(default="root", min_length=1, description="HTTP basic-auth user.")
+    password: SecretStr = Field(description="HTTP basic-auth password.")
+    verify_tls: bool = Field(
+        default=True, description="Check the reader's TLS certificate (https URLs)."
+    )
+    ca_file: str | None = Field(
+        default=None, description="CA bundle to check the reader's certificate with."
+    )
+    antennas: list[AntennaConfig] = Field(
+        min_length=1, description="Antennas to inventory, each mapped to a zone."
+    )
+    transmit_power_cdbm: int = Field(
+        default=3000, ge=1000, le=3300, description="Transmit power, centi-dBm (3000 = 30 dBm)."
+    )
+    session: Literal[0, 1, 2, 3] = Field(default=1, description="Gen2 session of inventory.")
+    rf_mode: int | None = Field(
+        default=None, ge=0, le=65535, description="RF mode number; null keeps the default."
+    )
+    stream_silence_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="No line (tag or keep-alive) on the data stream for this long means the "
+        "link is gone (reconnect), seconds.",
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Give up on a REST request after this."
+    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
+
+    @field_validator("antennas")
+    @classmethod
+    def _check_antennas(cls, antennas: list[AntennaConfig]) -> list[AntennaConfig]:
+        return _ports_once(antennas, 4, "R700")
 
 
 ReaderConfig = Annotated[
