@@ -9,6 +9,7 @@ import pytest
 from tagtrail.configfile import load_config
 from tagtrail.edge.config import EdgeConfig
 from tagtrail.errors import ConfigError
+from tagtrail.readers.config import R2000ReaderConfig
 
 GOOD = """
 site: wh1
@@ -34,8 +35,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_valid_config_with_defaults(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, GOOD), EdgeConfig, "T", environ={})
     assert cfg.mqtt.port == 1883
-    assert cfg.readers[0].baudrate == 115200
-    assert cfg.readers[0].zone_of(2) == "staging"
+    reader = cfg.readers[0]
+    assert isinstance(reader, R2000ReaderConfig)
+    assert reader.baudrate == 115200
+    assert reader.zone_of(2) == "staging"
     assert cfg.client_id == "tagtrail-edge-wh1-door-1"
 
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel
 
@@ -43,16 +43,20 @@ from tagtrail.events import (
     ReaderStatus,
     new_event_id,
 )
+from tagtrail.readers.ascii import AsciiScanner
 from tagtrail.readers.chafon import ChafonReader
 from tagtrail.readers.config import (
+    AsciiScannerConfig,
     ChafonReaderConfig,
     EM4100ReaderConfig,
+    HidScannerConfig,
     M100ReaderConfig,
     MercuryReaderConfig,
     R2000ReaderConfig,
     ReaderConfig,
 )
 from tagtrail.readers.em4100 import EM4100Reader
+from tagtrail.readers.hid import HidScanner
 from tagtrail.readers.m100 import M100Reader
 from tagtrail.readers.mercury import MercuryReader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
@@ -69,6 +73,8 @@ DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
     M100ReaderConfig: M100Reader,
     ChafonReaderConfig: ChafonReader,
     MercuryReaderConfig: MercuryReader,
+    AsciiScannerConfig: AsciiScanner,
+    HidScannerConfig: HidScanner,
 }
 """The driver class of each reader type; every one takes
 ``(config, clock, on_read, on_state, *, idle_flush_s)``."""
@@ -106,8 +112,17 @@ class EdgeAgent:
         self._started_mono = clock.monotonic()
         self._real_per_tick_s = config.smoothing.tick_s / config.time_scale
         zones = {(r.id, a.port): a.zone for r in config.readers for a in r.antennas}
+        self._observers = {
+            r.id: r.repeat_suppress_s
+            for r in config.readers
+            if isinstance(r, AsciiScannerConfig | HidScannerConfig)
+        }
         self.smoother = Smoother(
-            config.smoothing, site=config.site, device=config.device, zones=zones
+            config.smoothing,
+            site=config.site,
+            device=config.device,
+            zones=zones,
+            observers=self._observers,
         )
         self.outbox = Outbox(config.outbox.path, synchronous=config.outbox.synchronous)
         self._restore_presence()
@@ -157,7 +172,7 @@ class EdgeAgent:
         if not self._pending:
             return
         events, self._pending = self._pending, []
-        self.outbox.append(events, presence=_presence_changes(events))
+        self.outbox.append(events, presence=_presence_changes(events, self._observers))
         self.events_emitted += len(events)
         depth = self.outbox.depth()
         if depth > self.config.outbox.warn_depth:
@@ -285,8 +300,14 @@ class EdgeAgent:
             log.info("edge agent stopped")
 
 
-def _presence_changes(events: Sequence[AnyEvent]) -> list[MovementEvent]:
-    return [e for e in events if isinstance(e, Arrived | Moved | Departed)]
+def _presence_changes(
+    events: Sequence[AnyEvent], observers: Mapping[str, float]
+) -> list[MovementEvent]:
+    """The movements that change stored presence. A scanner's sightings do not: they
+    never depart, so restoring them as present RFID tracks would depart them falsely."""
+    return [
+        e for e in events if isinstance(e, Arrived | Moved | Departed) and e.reader not in observers
+    ]
 
 
 def run_agent(config: EdgeConfig) -> None:

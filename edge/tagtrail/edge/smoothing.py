@@ -21,6 +21,21 @@ presence of an item:
 The dominant zone is the zone with the highest mean RSSI over the window among zones with
 enough reads; reads without RSSI count as -100 dBm.
 
+Scanners (handheld barcode or RFID scanners, and later cameras) are *observation* readers,
+named in ``observers`` with their repeat-suppression time. A scan is a sighting, not a
+continuous presence: there is no settle time and no departure.
+
+* an identity not seen before (by this smoother) gives ``arrived`` in the scanner's zone;
+* seen last in another zone, it gives ``moved`` (``from_zone`` = that zone);
+* scanned again in the same zone within the reader's ``repeat_suppress_s`` of its previous
+  scan, it is counted and nothing is reported (a label held in front of a scanner, or
+  a trigger pulled twice, is one sighting); the window restarts with each such scan;
+* scanned again in the same zone later, it gives a fresh ``arrived`` (a re-confirmation:
+  another device may have moved it since, and the gateway keeps the latest event).
+
+Sightings are remembered in least-recently-seen order, at most ``max_sightings`` of them;
+the oldest are forgotten first (their next scan reads as ``arrived``).
+
 The smoother is pure: it never reads a clock. Reads carry the monotonic time of receipt
 (``RawRead.mono``) and :meth:`Smoother.tick` takes the current time, so tests and replays
 drive it with any clock. Per-read work is O(1) amortised: each track keeps per-zone
@@ -29,7 +44,7 @@ running sums over its window.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,17 +52,21 @@ from typing import Literal
 
 from tagtrail.edge.config import SmoothingConfig
 from tagtrail.events import (
+    AnyIdentity,
     Arrived,
     Departed,
     Em4100Identity,
     EpcIdentity,
     Moved,
+    identity_key,
     new_event_id,
 )
 from tagtrail.readers.model import RawRead
 
 MovementEvent = Arrived | Moved | Departed
 NO_RSSI_DBM = -100.0
+MAX_SIGHTINGS = 200_000
+"""Scanned identities remembered by default (about 300 bytes each)."""
 
 
 @dataclass(slots=True)
@@ -77,6 +96,19 @@ class _Track:
 
 
 @dataclass(slots=True)
+class _Sighting:
+    identity: AnyIdentity
+    zone: str
+    reader: str
+    antenna: int
+    first_time: datetime
+    last_mono: float
+    last_time: datetime
+    read_count: int
+    peak_rssi: float | None
+
+
+@dataclass(slots=True)
 class SmootherStats:
     reads: int = 0
     unmapped_reads: int = 0
@@ -84,13 +116,18 @@ class SmootherStats:
     moved: int = 0
     departed: int = 0
     candidates_dropped: int = 0
+    scans: int = 0
+    scans_suppressed: int = 0
+    sightings_forgotten: int = 0
 
 
 class Smoother:
     """Turns :class:`RawRead` objects into arrived / moved / departed events.
 
     ``zones`` maps ``(reader, antenna)`` to a zone name; reads from unmapped antennas
-    are counted and ignored. ``new_id`` makes event ids (injectable for replays).
+    are counted and ignored. ``observers`` maps the ids of observation readers (scanners)
+    to their repeat-suppression time in seconds. ``new_id`` makes event ids (injectable
+    for replays).
     """
 
     def __init__(
@@ -100,6 +137,8 @@ class Smoother:
         site: str,
         device: str,
         zones: Mapping[tuple[str, int], str],
+        observers: Mapping[str, float] | None = None,
+        max_sightings: int = MAX_SIGHTINGS,
         new_id: Callable[[], str] = new_event_id,
     ) -> None:
         self.config = config
@@ -108,6 +147,12 @@ class Smoother:
         self.zones = dict(zones)
         self.new_id = new_id
         self.tracks: dict[str, _Track] = {}
+        self.observers = dict(observers or {})
+        if max_sightings < 1:
+            raise ValueError("max_sightings must be at least 1")
+        self.max_sightings = max_sightings
+        self.sightings: OrderedDict[str, _Sighting] = OrderedDict()
+        """Scanned items by identity key, least recently seen first."""
         self.stats = SmootherStats()
         self._window_s = max(config.arrive_window_s, config.zone_window_s)
 
@@ -123,6 +168,9 @@ class Smoother:
         if zone is None:
             self.stats.unmapped_reads += 1
             return []
+        suppress_s = self.observers.get(read.reader)
+        if suppress_s is not None:
+            return self._observe(read, zone, suppress_s)
         rssi = NO_RSSI_DBM if read.rssi_dbm is None else float(read.rssi_dbm)
         now = read.mono
         track = self.tracks.get(read.epc)
@@ -183,6 +231,72 @@ class Smoother:
         self.tracks[epc] = track
 
     # -- internals -------------------------------------------------------------
+
+    def _observe(self, read: RawRead, zone: str, suppress_s: float) -> list[MovementEvent]:
+        """A scanner's read: a sighting of an identity in ``zone`` (see the module docs)."""
+        self.stats.scans += 1
+        identity = read.identity
+        if identity is None:
+            identity = (
+                EpcIdentity(scheme="epc", epc=read.epc)
+                if read.scheme == "epc"
+                else Em4100Identity(scheme="em4100", code=read.epc)
+            )
+        key = identity_key(identity)
+        rssi = None if read.rssi_dbm is None else float(read.rssi_dbm)
+        seen = self.sightings.get(key)
+        from_zone: str | None = None
+        if seen is not None:
+            self.sightings.move_to_end(key)
+            same_zone = seen.zone == zone
+            if same_zone and read.mono - seen.last_mono < suppress_s:
+                self.stats.scans_suppressed += 1
+                seen.last_mono = read.mono
+                seen.last_time = max(seen.last_time, read.time)
+                seen.read_count += 1
+                if rssi is not None and (seen.peak_rssi is None or rssi > seen.peak_rssi):
+                    seen.peak_rssi = rssi
+                return []
+            if not same_zone:
+                from_zone = seen.zone
+        if seen is None or from_zone is None:
+            # New, or a re-confirmation in the same zone: a fresh presence.
+            seen = _Sighting(
+                identity, zone, read.reader, read.antenna, read.time, read.mono, read.time, 0, None
+            )
+            self.sightings[key] = seen
+            self.sightings.move_to_end(key)
+            if len(self.sightings) > self.max_sightings:
+                self.sightings.popitem(last=False)
+                self.stats.sightings_forgotten += 1
+        seen.zone = zone
+        seen.reader = read.reader
+        seen.antenna = read.antenna
+        seen.last_mono = read.mono
+        seen.last_time = max(seen.last_time, read.time)
+        seen.read_count += 1
+        if rssi is not None and (seen.peak_rssi is None or rssi > seen.peak_rssi):
+            seen.peak_rssi = rssi
+        fields: dict[str, object] = {
+            "event_id": self.new_id(),
+            "event_time": seen.last_time,
+            "site": self.site,
+            "device": self.device,
+            "reader": seen.reader,
+            "antenna": seen.antenna,
+            "zone": zone,
+            "identity": identity,
+            "epc": identity.epc if isinstance(identity, EpcIdentity) else None,
+            "first_seen": seen.first_time,
+            "last_seen": seen.last_time,
+            "read_count": seen.read_count,
+            "peak_rssi_dbm": seen.peak_rssi,
+        }
+        if from_zone is not None:
+            self.stats.moved += 1
+            return [Moved.model_validate({**fields, "kind": "moved", "from_zone": from_zone})]
+        self.stats.arrived += 1
+        return [Arrived.model_validate({**fields, "kind": "arrived"})]
 
     def _add(self, track: _Track, read: RawRead, zone: str, rssi: float) -> list[MovementEvent]:
         now = read.mono

@@ -348,6 +348,11 @@ class HidScannerConfig(_Scanner):
     reconnect_initial_s: ReconnectInitialS = 0.5
     reconnect_max_s: ReconnectMaxS = 30.0
 
+    @property
+    def port(self) -> str:
+        """The device path, under the name the shared driver machinery logs."""
+        return self.device
+
 
 class LlrpReaderConfig(_Antennas):
     """A fixed UHF reader speaking LLRP over TCP (Impinj Speedway/R700, Zebra FX7500/FX9600)."""
@@ -448,7 +453,9 @@ ReaderConfig = Annotated[
     | EM4100ReaderConfig
     | M100ReaderConfig
     | ChafonReaderConfig
-    | MercuryReaderConfig,
+    | MercuryReaderConfig
+    | AsciiScannerConfig
+    | HidScannerConfig,
     Field(discriminator="type"),
 ]
 """Union of every reader type; new drivers add their model here."""

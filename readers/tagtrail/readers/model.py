@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from tagtrail.events import AnyIdentity
+
 ReaderState = Literal["connecting", "online", "offline", "error"]
 
 
@@ -27,6 +29,9 @@ class RawRead:
     pc: int | None = None
     scheme: Literal["epc", "em4100"] = "epc"
     """What ``epc`` holds: a UHF EPC (hex words), or a 125 kHz EM4100 code (10 hex)."""
+    identity: AnyIdentity | None = None
+    """A barcode scan's GS1 identity (SSCC, GTIN + serial, GTIN + quantity). When set,
+    ``epc`` holds its :func:`~tagtrail.events.identity_key` and ``scheme`` is ignored."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,9 @@ subclasses it and supplies three things:
   :meth:`_until_link_lost` raise when the port fails.
 
 The port is opened with pyserial (non-blocking) and watched with ``loop.add_reader``;
-there are no threads and no polling. Writes that do not fit wait for ``add_writer``.
+there are no threads and no polling. A driver whose device is not a serial port (an evdev
+keyboard, say) overrides :meth:`SerialReader._open_link` to open it some other way and
+gets the same machinery. Writes that do not fit wait for ``add_writer``.
 
 Decoder failures are counted in ``error_counts`` by reason and described in
 ``last_error``. When the line goes quiet for ``idle_flush_s`` with a partial frame or
@@ -70,8 +72,8 @@ class LinkLostError(Exception):
     """
 
 
-class SerialPortSettings(Protocol):
-    """The part of a reader's config the shared serial machinery needs."""
+class LinkSettings(Protocol):
+    """The part of a reader's config the shared machinery needs."""
 
     @property
     def id(self) -> str: ...
@@ -80,13 +82,25 @@ class SerialPortSettings(Protocol):
     def port(self) -> str: ...
 
     @property
-    def baudrate(self) -> int: ...
-
-    @property
     def reconnect_initial_s(self) -> float: ...
 
     @property
     def reconnect_max_s(self) -> float: ...
+
+
+class SerialPortSettings(LinkSettings, Protocol):
+    """A serial reader's config: a link with a baud rate."""
+
+    @property
+    def baudrate(self) -> int: ...
+
+
+class Link(Protocol):
+    """An open device: a pollable file descriptor and a way to close it."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class SerialReader(ABC, Generic[RecordT]):
@@ -100,7 +114,7 @@ class SerialReader(ABC, Generic[RecordT]):
 
     def __init__(
         self,
-        config: SerialPortSettings,
+        config: LinkSettings,
         clock: Clock,
         on_read: ReadCallback,
         on_state: StateCallback | None = None,
@@ -118,7 +132,7 @@ class SerialReader(ABC, Generic[RecordT]):
         self._rate_window_s = rate_window_s
         self._snap = ReaderSnapshot(reader=config.id, reader_type=self.reader_type)
         self._decoder: StreamDecoderLike = self._new_decoder()
-        self._serial: serial.Serial | None = None
+        self._serial: Link | None = None
         self._fd = -1
         self._lost: str | None = None
         self._session_online = False
@@ -145,6 +159,14 @@ class SerialReader(ABC, Generic[RecordT]):
     @abstractmethod
     async def _converse(self) -> NoReturn:
         """Talk to the reader while the port is open; ends only by :class:`LinkLostError`."""
+
+    def _open_link(self) -> Link:
+        """Open the device, non-blocking. Raises ``OSError`` (or pyserial's errors, or
+        ``ValueError``) with the reason when it cannot. The default opens a serial port
+        at the config's ``baudrate``."""
+        cfg = self._port_cfg
+        baudrate = int(getattr(cfg, "baudrate"))  # noqa: B009 - serial configs have one
+        return serial.Serial(cfg.port, baudrate, timeout=0)
 
     # -- ReaderDriver --
 
@@ -177,7 +199,7 @@ class SerialReader(ABC, Generic[RecordT]):
         """Open the port and talk until it fails. Returns whether it got online."""
         cfg = self._port_cfg
         try:
-            ser = serial.Serial(cfg.port, cfg.baudrate, timeout=0)
+            ser = self._open_link()
         except (serial.SerialException, OSError, ValueError) as exc:
             self._link_down(f"open {cfg.port}: {exc}")
             return False
