@@ -1,0 +1,170 @@
+"""Handheld scans end to end: two scanners -> the edge agent -> mosquitto -> the gateway.
+
+A line-mode scanner at dock A and a keyboard-wedge scanner at dock B are real
+pseudo-terminals written by this test (lines, and recorded key events typed by
+tests/support/keyboard.py; the wedge's grab is off because a pty is not an evdev device).
+The agent, broker, gateway and influxd are the real programs. A pallet label scanned at
+dock A arrives there, a repeat is suppressed, scanned at dock B it moves; a case label
+(GTIN + serial) and an RFID handheld's EPC line arrive; a location label and a label with
+a bad check digit name no item. The gateway's API then holds the scanned positions and
+stock, and InfluxDB the movements.
+"""
+
+from __future__ import annotations
+
+import os
+import tty
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tagtrail.events import Arrived, Moved, ReaderStatus
+from tests.support import keyboard as kb
+from tests.support.influxd import Influxd
+from tests.support.mosquitto import Mosquitto
+from tests.support.pipeline import (
+    Collector,
+    EdgeProcess,
+    GatewayProcess,
+    gateway_config,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+PALLET = "sscc:106141411234567897"
+CASE = "gtin_serial:09501101020917:10"
+EPC = "E200301666130121155074EF"
+
+
+class Pty:
+    def __init__(self, link: Path) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.symlink(os.ttyname(self.slave), link)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        os.close(self.slave)
+        os.close(self.master)
+
+
+def _edge_config(workdir: Path, gun: Path, wedge: Path, broker_port: int) -> Path:
+    cfg: dict[str, Any] = {
+        "site": "wh-test",
+        "device": "docks",
+        "readers": [
+            {"type": "ascii", "id": "gun-a", "port": str(gun), "zone": "dock-a"},
+            {
+                "type": "hid",
+                "id": "wedge-b",
+                "device": str(wedge),
+                "zone": "dock-b",
+                "grab": False,
+                "repeat_suppress_s": 60,
+            },
+        ],
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "reconnect_initial_s": 0.2,
+            "reconnect_max_s": 1.0,
+        },
+        "outbox": {"path": str(workdir / "outbox.sqlite"), "synchronous": "normal"},
+        "status": {"heartbeat_s": 30},
+    }
+    path = workdir / "edge.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd) -> None:
+    gun, wedge = Pty(tmp_path / "ttyACM0"), Pty(tmp_path / "event-kbd")
+    collector = Collector(mosquitto.port)
+    edge = EdgeProcess(
+        _edge_config(tmp_path, tmp_path / "ttyACM0", tmp_path / "event-kbd", mosquitto.port),
+        tmp_path,
+    )
+    gw_dir = tmp_path / "gw"
+    gw_dir.mkdir()
+    gateway = GatewayProcess(
+        gateway_config(gw_dir, broker_port=mosquitto.port, influx_url=influxd.url), gw_dir
+    )
+    try:
+        gateway.start()
+        edge.start()
+
+        def online(reader: str) -> bool:
+            with collector.lock:
+                return any(
+                    isinstance(e, ReaderStatus) and e.reader == reader and e.state == "online"
+                    for e in collector.events
+                )
+
+        wait_for(lambda: online("gun-a") and online("wedge-b"), 30, "scanners online")
+
+        def keys() -> list[tuple[str, str, str]]:
+            return [(e.kind, e.item_key, e.zone) for e in collector.movements()]
+
+        gun.write(b"]C100106141411234567897\r")  # pallet at dock A
+        gun.write(b"]C100106141411234567897\r")  # trigger pulled twice: suppressed
+        gun.write(b"]C0LOC-A-01\r]C100106141411234567898\r")  # location label, bad check
+        gun.write(EPC.encode() + b"\r")  # an RFID handheld's EPC line
+        wait_for(lambda: len(keys()) == 2, 20, f"two arrivals ({edge.logs()[-2000:]})")
+        wedge.write(kb.type_scan("]C100106141411234567897"))  # the pallet at dock B
+        wedge.write(kb.type_scan("]d201095011010209171719050810ABCD1234\x1d2110", gs="alt"))
+        wait_for(lambda: len(keys()) == 4, 20, f"move and case ({edge.logs()[-2000:]})")
+
+        assert keys() == [
+            ("arrived", PALLET, "dock-a"),
+            ("arrived", f"epc:{EPC}", "dock-a"),
+            ("moved", PALLET, "dock-b"),
+            ("arrived", CASE, "dock-b"),
+        ]
+        moved = collector.movements()[2]
+        assert isinstance(moved, Moved)
+        assert (moved.from_zone, moved.reader, moved.read_count) == ("dock-a", "wedge-b", 3)
+        assert moved.epc is None
+        assert isinstance(collector.movements()[1], Arrived)
+        assert collector.movements()[1].epc == EPC
+
+        def gateway_has_all() -> bool:
+            items = gateway.get("/v1/items", limit=100)["items"]
+            return len(items) == 3
+
+        wait_for(gateway_has_all, 20, f"gateway positions ({gateway.logs()[-2000:]})")
+        pallet = gateway.get(f"/v1/items/{PALLET}")
+        assert pallet["zone"] == "dock-b"
+        assert pallet["identity"] == {"scheme": "sscc", "sscc": "106141411234567897"}
+        case = gateway.get(f"/v1/items/{CASE}")
+        assert case["identity"]["serial"] == "10"
+        stock = {z["zone"]: z["count"] for z in gateway.get("/v1/zones")["zones"]}
+        assert stock == {"dock-a": 1, "dock-b": 2}
+
+        assert edge.terminate() == 0
+        with collector.lock:
+            final = [e for e in collector.events if isinstance(e, ReaderStatus)]
+        gun_counts = [s.error_counts for s in final if s.reader == "gun-a"][-1]
+        assert gun_counts.get("not_item") == 1
+        assert gun_counts.get("gs1_invalid") == 1
+        assert collector.invalid == []
+
+        def influx_items() -> list[str]:
+            rows = influxd.rows("SELECT item FROM movement", db="tagtrail")
+            return sorted(str(r["item"]) for r in rows)
+
+        wait_for(lambda: len(influx_items()) == 4, 20, "movements in InfluxDB")
+        assert influx_items() == sorted([PALLET, PALLET, CASE, f"epc:{EPC}"])
+    finally:
+        if edge.proc is not None and edge.proc.poll() is None:
+            edge.proc.kill()
+            edge.proc.wait()
+        if gateway.proc is not None:
+            gateway.terminate()
+        collector.close()
+        gun.close()
+        wedge.close()
