@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import paho.mqtt.client as mqtt
 import yaml
@@ -26,6 +26,7 @@ from paho.mqtt.properties import Properties
 from tagtrail.demo import wait_ready_line
 from tagtrail.errors import TagtrailError
 from tagtrail.events import AnyEvent, Arrived, Departed, Moved, parse_message
+from tagtrail.sim import ground_truth, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "hardware-sim" / "scenarios"
@@ -42,40 +43,77 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
 
 
 class SimProcess:
-    """``tagtrail sim`` as a subprocess; ready once it printed ``READY <path>``."""
+    """``tagtrail sim`` as a subprocess; ready once it printed ``READY <path>``.
+
+    ``protocol`` is passed as ``--protocol`` (None: the scenario's own). With
+    ``start=False`` nothing runs until :meth:`start`; the ground truth and scenario are
+    then computed in this process, so an edge config can be written first (an EM4100
+    reader starts its scenario clock with the simulator, so its reader should be waiting).
+    """
 
     def __init__(
-        self, scenario: Path, workdir: Path, *, time_scale: float, name: str = "reader0"
+        self,
+        scenario: Path,
+        workdir: Path,
+        *,
+        time_scale: float,
+        name: str = "reader0",
+        protocol: str | None = None,
+        start: bool = True,
     ) -> None:
+        self.scenario_path = scenario
+        self.time_scale = time_scale
+        self.protocol_option = protocol
         self.link = workdir / name
         self.truth_path = workdir / f"{name}-truth.json"
         self.log_path = workdir / f"{name}-sim.log"
+        self.scenario: dict[str, Any] = yaml.safe_load(scenario.read_text())
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.truth: dict[str, Any] = {}
+        if start:
+            self.start()
+        else:
+            loaded = load_scenario(scenario)
+            if protocol is not None:
+                loaded = loaded.with_protocol(protocol)
+            self.truth = ground_truth(loaded)
+
+    @property
+    def protocol(self) -> str:
+        """The device the simulator plays, as its ground truth says."""
+        return str(self.truth.get("protocol", "r2000"))
+
+    def start(self) -> None:
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tagtrail.sim",
-                str(scenario),
-                "--time-scale",
-                str(time_scale),
-                "--link",
-                str(self.link),
-                "--ground-truth",
-                str(self.truth_path),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-        )
+        args = [
+            sys.executable,
+            "-m",
+            "tagtrail.sim",
+            str(self.scenario_path),
+            "--time-scale",
+            str(self.time_scale),
+            "--link",
+            str(self.link),
+            "--ground-truth",
+            str(self.truth_path),
+        ]
+        if self.protocol_option is not None:
+            args += ["--protocol", self.protocol_option]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
         try:
             wait_ready_line(self.proc, 20.0)
         except TagtrailError as exc:
             log = self.log_path.read_text(errors="replace")
             raise AssertionError(f"simulator not ready: {log}") from exc
-        self.truth: dict[str, Any] = json.loads(self.truth_path.read_text())
-        self.scenario: dict[str, Any] = yaml.safe_load(scenario.read_text())
+        self.truth = json.loads(self.truth_path.read_text())
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        if self.proc is None:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -85,7 +123,24 @@ class SimProcess:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
+
+
+def reader_config(sim: SimProcess, reader_id: str) -> dict[str, Any]:
+    """The edge's ``readers[]`` entry for a simulator, of the type of the device it plays."""
+    antennas = [{"port": int(port), "zone": zone} for port, zone in sim.truth["antennas"].items()]
+    protocol = sim.protocol
+    entry: dict[str, Any] = {"type": protocol, "id": reader_id, "port": str(sim.link)}
+    if protocol in ("m100", "em4100"):
+        entry["zone"] = antennas[0]["zone"]
+    else:
+        entry["antennas"] = antennas
+    if protocol == "chafon":
+        entry["layout"] = str((sim.scenario.get("reader") or {}).get("layout", "288"))
+    if protocol == "m100":
+        entry["poll_count"] = 65535  # one poll run for the whole scenario: no stop gap
+    return entry
 
 
 def edge_config(
@@ -98,17 +153,7 @@ def edge_config(
 ) -> Path:
     """Write an edge.yaml that reads every simulator, with zones from their ground truth."""
     truth = sims[0].truth
-    readers = [
-        {
-            "type": "r2000",
-            "id": f"r{i}",
-            "port": str(sim.link),
-            "antennas": [
-                {"port": int(port), "zone": zone} for port, zone in sim.truth["antennas"].items()
-            ],
-        }
-        for i, sim in enumerate(sims)
-    ]
+    readers = [reader_config(sim, f"r{i}") for i, sim in enumerate(sims)]
     cfg: dict[str, Any] = {
         "site": truth.get("site") or "wh-test",
         "device": truth.get("device") or "edge-test",
@@ -243,18 +288,25 @@ def unique_by_id(events: list[Arrived | Moved | Departed]) -> list[Arrived | Mov
 
 
 def sequences(events: list[Arrived | Moved | Departed]) -> dict[str, list[dict[str, str]]]:
-    """Per EPC, the movements as ground truth writes them, in event-time order."""
+    """Per EPC (per item key for items without one, e.g. ``em4100:<code>``), the movements
+    as ground truth writes them, in event-time order."""
     out: dict[str, list[dict[str, str]]] = {}
     for e in sorted(events, key=lambda e: e.event_time):
         step = {"kind": e.kind, "zone": e.zone}
         if isinstance(e, Moved):
             step["from_zone"] = e.from_zone
-        out.setdefault(e.epc or "", []).append(step)
+        out.setdefault(e.epc or e.item_key, []).append(step)
     return out
 
 
 def expected_sequences(truth: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    return {epc: list(tag["movements"]) for epc, tag in truth["tags"].items() if tag["movements"]}
+    """The ground truth's movements keyed like :func:`sequences` (EPC, or ``em4100:<code>``)."""
+    em4100 = truth.get("scheme") == "em4100"
+    return {
+        f"em4100:{tag_id}" if em4100 else tag_id: list(tag["movements"])
+        for tag_id, tag in truth["tags"].items()
+        if tag["movements"]
+    }
 
 
 def expected_count(truth: dict[str, Any]) -> int:

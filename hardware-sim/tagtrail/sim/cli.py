@@ -1,4 +1,7 @@
-"""``tagtrail sim``: serve a scenario as a simulated R2000 reader on a pseudo-terminal.
+"""``tagtrail sim``: serve a scenario as a simulated reader on a pseudo-terminal.
+
+The scenario's ``reader.protocol`` (default ``r2000``) picks the device; ``--protocol``
+overrides it (the scenario is then checked again for that device, e.g. EM4100 card codes).
 
 Once the pty is ready the command prints ``LINK <path>`` (with ``--link``) and then
 ``READY <slave-device>`` on stdout, one line each; everything else goes to stderr as
@@ -19,7 +22,7 @@ import click
 
 from tagtrail.clock import ScaledClock
 from tagtrail.errors import TagtrailError
-from tagtrail.sim.scenario import Scenario, load_scenario
+from tagtrail.sim.scenario import PROTOCOLS, Scenario, load_scenario
 from tagtrail.sim.server import PtySimulator
 from tagtrail.sim.truth import write_ground_truth
 
@@ -131,6 +134,12 @@ async def _serve(
     help="Scenario seconds to keep answering after end_s with --exit-at-end.",
 )
 @click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default=None,
+    help="Device to play, overriding the scenario's reader.protocol (default r2000).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
     default="INFO",
@@ -148,12 +157,15 @@ def sim_command(
     exit_at_end: bool,
     grace_s: float,
     loop: bool,
+    protocol: str | None,
     log_level: str,
 ) -> None:
-    """Simulate an R2000 RFID reader playing SCENARIO.yaml on a pseudo-terminal."""
+    """Simulate an RFID reader playing SCENARIO.yaml on a pseudo-terminal."""
     _setup_logging(log_level)
     try:
         scenario = load_scenario(scenario_path)
+        if protocol is not None:
+            scenario = scenario.with_protocol(protocol, str(scenario_path))
         if ground_truth_path is not None:
             write_ground_truth(scenario, ground_truth_path)
         asyncio.run(

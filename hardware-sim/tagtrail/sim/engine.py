@@ -66,7 +66,8 @@ class Engine:
         tags = scenario.resolved_tags()
         self.epcs: list[str] = [t.epc for t in tags]
         self.epc_bytes: list[bytes] = [bytes.fromhex(e) for e in self.epcs]
-        self.pcs: list[int] = [pc_word(len(b)) for b in self.epc_bytes]
+        # an EM4100 code (5 bytes) has no PC word
+        self.pcs: list[int] = [pc_word(len(b)) if len(b) % 2 == 0 else 0 for b in self.epc_bytes]
         self._connected = frozenset(scenario.connected_ports())
         self._bucket_s = max(1.0, scenario.end_s / 4000.0)
         self._index: dict[int, dict[int, list[ActiveInterval]]] = {}
@@ -103,13 +104,26 @@ class Engine:
             return iv.rssi_dbm
         return iv.rssi_dbm - self._ramp_db * (1.0 - edge / self._ramp_s)
 
-    def inventory(self, port: int, t: float, repeat: int = 1) -> RoundResult:
-        """Run one inventory round of ``repeat`` repetitions on ``port`` at time ``t``."""
+    def inventory(
+        self,
+        port: int,
+        t: float,
+        repeat: int = 1,
+        *,
+        duration_s: float | None = None,
+        reads_per_tag: float | None = None,
+    ) -> RoundResult:
+        """Run one inventory round of ``repeat`` repetitions on ``port`` at time ``t``.
+
+        ``duration_s`` overrides the round's length (default ``round_period_s * repeat``)
+        and ``reads_per_tag`` the expected reads of each visible tag (default
+        ``reads_per_s`` times the length), e.g. one per repeat of an EM4100 reader.
+        """
         reads_cfg = self.scenario.reads
         rng = self.rng
-        duration = reads_cfg.round_period_s * max(repeat, 1)
+        duration = reads_cfg.round_period_s * max(repeat, 1) if duration_s is None else duration_s
         freq = rng.randrange(min(HOP_CHANNELS, FREQ_CHANNELS))
-        expected = reads_cfg.reads_per_s * duration
+        expected = reads_cfg.reads_per_s * duration if reads_per_tag is None else reads_per_tag
         whole = int(expected)
         frac = expected - whole
         miss = reads_cfg.miss_probability

@@ -9,7 +9,7 @@ Example::
     name: pallet-50
     site: wh-1
     device: dock-1
-    reader: {address: 1, firmware: "1.9"}
+    reader: {protocol: r2000, address: 1, firmware: "1.9"}   # or mercury, chafon, m100, em4100
     antennas: {1: dock-door-1, 2: staging}
     disconnected: [4]
     end_s: 36
@@ -29,6 +29,13 @@ Example::
         visible:
           - {antenna: 1, from_s: 1, to_s: 8, rssi_dbm: -55}
 
+``reader.protocol`` picks the device the simulator plays (``tagtrail sim --protocol``
+overrides it): ``r2000`` (default), ``mercury``, ``chafon`` (``reader.layout`` '288' or
+'18'), ``m100`` or ``em4100``. An ``m100``, an ``em4100`` and a Chafon '18' have one antenna,
+port 1. An ``em4100`` reader reads 125 kHz cards, not EPCs: every ``tags[].epc`` is then
+the card's 10-hex-digit EM4100 code and a group's ``epc_prefix`` plus serial fill 10 hex
+digits (``epc_words`` is not used).
+
 The scenario is checked to be unambiguous for ground truth (see
 :mod:`tagtrail.sim.timeline` for the rules); failures name the field, e.g.
 ``groups.0.visible.1.from_s``.
@@ -38,18 +45,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from tagtrail.configfile import load_config, validation_problems
 from tagtrail.errors import ConfigError
-from tagtrail.events import EpcHex, Name
+from tagtrail.events import Name
 from tagtrail.sim.timeline import AmbiguityError, History, Rules, Span, history
 
 ENV_PREFIX = "TAGTRAIL_SIM"
 
 Port = Annotated[int, Field(ge=1, le=4, description="Antenna port, 1-4.")]
+
+Protocol = Literal["r2000", "mercury", "chafon", "m100", "em4100"]
+PROTOCOLS: tuple[Protocol, ...] = ("r2000", "mercury", "chafon", "m100", "em4100")
+"""Devices the simulator can play."""
+
+EM4100_DIGITS = 10
+"""Hex digits of an EM4100 card code (version byte and 32-bit card number)."""
+
+
+def _upper_hex(value: str) -> str:
+    value = value.upper()
+    if not value or any(c not in "0123456789ABCDEF" for c in value):
+        raise ValueError("must be hex digits")
+    return value
+
+
+TagIdHex = Annotated[
+    str,
+    AfterValidator(_upper_hex),
+    Field(min_length=4, max_length=124, examples=["E200301666130121155074EF"]),
+]
+"""A tag's identity as upper-case hex: an EPC (whole 16-bit words) or an EM4100 code."""
 
 
 class ScenarioProblemsError(ValueError):
@@ -65,15 +101,28 @@ class _Strict(BaseModel):
 
 
 class ReaderSpec(_Strict):
-    """The simulated R2000 module itself."""
+    """The simulated reader itself."""
 
+    protocol: Protocol = Field(
+        default="r2000",
+        description="Device to play: r2000, mercury, chafon, m100 or em4100 "
+        "(`tagtrail sim --protocol` overrides it).",
+    )
     address: int = Field(
-        default=1, ge=0, le=254, description="Reader address byte; 0xFF is broadcast."
+        default=1,
+        ge=0,
+        le=254,
+        description="Reader address byte (R2000, Chafon); 0xFF is broadcast.",
     )
     firmware: str = Field(
         default="1.9",
         pattern=r"^\d{1,3}\.\d{1,3}$",
-        description="Firmware version 'major.minor' (each 0-255) reported by command 0x72.",
+        description="Firmware version 'major.minor' (each 0-255) the reader reports "
+        "(R2000 0x72, Mercury 0x03, Chafon 0x21, M100 module information).",
+    )
+    layout: Literal["288", "18"] = Field(
+        default="288",
+        description="Chafon only: UHFReader288 ('288') or UHFReader18 ('18', one antenna).",
     )
 
     @model_validator(mode="after")
@@ -204,7 +253,10 @@ class Expectation(_Strict):
 class TagSpec(_Strict):
     """One explicitly listed tag."""
 
-    epc: EpcHex = Field(description="EPC as hex in whole 16-bit words (upper-cased).")
+    epc: TagIdHex = Field(
+        description="EPC as hex in whole 16-bit words (upper-cased); for an em4100 reader "
+        "the card's 10-hex-digit code."
+    )
     visible: list[Visibility] = Field(
         min_length=1, description="When and where the tag can be read."
     )
@@ -246,9 +298,11 @@ class TagGroup(_Strict):
             raise ValueError(f"{self.count} serials do not fit the {digits} hex digits left")
         return self
 
-    def epc(self, member: int) -> str:
-        """EPC of member ``member`` (0-based), upper-case hex."""
-        digits = self.epc_words * 4 - len(self.epc_prefix)
+    def epc(self, member: int, total_digits: int | None = None) -> str:
+        """EPC of member ``member`` (0-based), upper-case hex, ``total_digits`` long
+        (default: ``epc_words`` words; 10 for an EM4100 code)."""
+        total = self.epc_words * 4 if total_digits is None else total_digits
+        digits = total - len(self.epc_prefix)
         return f"{self.epc_prefix.upper()}{self.serial_start + member:0{digits}X}"
 
 
@@ -280,7 +334,7 @@ class ResolvedTag:
 
 
 class Scenario(_Strict):
-    """A simulated R2000 reader's world: antennas, tags and when each antenna sees them."""
+    """A simulated reader's world: antennas, tags and when each antenna sees them."""
 
     name: Name = Field(description="Scenario name, copied into the ground truth.")
     description: str = Field(default="", description="Free text for humans.")
@@ -320,6 +374,26 @@ class Scenario(_Strict):
         """Every tag, explicit ones first, then each group's members in serial order."""
         return _resolve(self)
 
+    @property
+    def protocol(self) -> Protocol:
+        """The device the simulator plays (``reader.protocol``)."""
+        return self.reader.protocol
+
+    def id_scheme(self) -> Literal["epc", "em4100"]:
+        """How the edge reports this scenario's tags: ``epc`` or ``em4100`` codes."""
+        return "em4100" if self.reader.protocol == "em4100" else "epc"
+
+    def with_protocol(self, protocol: str, source: str = "<scenario>") -> Scenario:
+        """This scenario played as ``protocol``, validated again for it.
+
+        Raises :class:`ConfigError` naming the fields that do not suit the protocol.
+        """
+        if protocol == self.reader.protocol:
+            return self
+        data = self.model_dump(mode="python")
+        data["reader"] = {**data["reader"], "protocol": protocol}
+        return parse_scenario(data, source)
+
 
 def _resolve(s: Scenario) -> list[ResolvedTag]:
     out: list[ResolvedTag] = []
@@ -338,20 +412,73 @@ def _resolve(s: Scenario) -> list[ResolvedTag]:
 
     for i, tag in enumerate(s.tags):
         out.append(ResolvedTag(tag.epc, f"tags.{i}", None, intervals(tag.visible, 0.0)))
+    digits = EM4100_DIGITS if s.reader.protocol == "em4100" else None
     for g, group in enumerate(s.groups):
         for k in range(group.count):
             out.append(
                 ResolvedTag(
-                    group.epc(k), f"groups.{g}", k, intervals(group.visible, k * group.stagger_s)
+                    group.epc(k, digits),
+                    f"groups.{g}",
+                    k,
+                    intervals(group.visible, k * group.stagger_s),
                 )
             )
     return out
+
+
+_ONE_ANTENNA = {"m100": "an m100 module", "em4100": "an em4100 reader"}
+
+
+def _check_reader(s: Scenario) -> list[tuple[str, str]]:
+    """Problems of a scenario for the device its ``reader.protocol`` names."""
+    problems: list[tuple[str, str]] = []
+    protocol = s.reader.protocol
+    one = _ONE_ANTENNA.get(protocol)
+    if one is None and protocol == "chafon" and s.reader.layout == "18":
+        one = "a Chafon UHFReader18 (layout '18')"
+    if one is not None and sorted(s.antennas) != [1]:
+        ports = ", ".join(str(p) for p in sorted(s.antennas))
+        problems.append(("antennas", f"{one} has one antenna, port 1 (got ports {ports})"))
+    if protocol == "em4100":
+        for i, tag in enumerate(s.tags):
+            if len(tag.epc) != EM4100_DIGITS:
+                problems.append(
+                    (
+                        f"tags.{i}.epc",
+                        f"an em4100 card code is {EM4100_DIGITS} hex digits (version byte "
+                        f"and 32-bit card number), got {len(tag.epc)} digits",
+                    )
+                )
+        for g, group in enumerate(s.groups):
+            digits = EM4100_DIGITS - len(group.epc_prefix)
+            if digits < 1:
+                problems.append(
+                    (
+                        f"groups.{g}.epc_prefix",
+                        f"an em4100 card code is {EM4100_DIGITS} hex digits; the prefix "
+                        "leaves none for the serial",
+                    )
+                )
+            elif group.serial_start + group.count > 16**digits:
+                problems.append(
+                    (
+                        f"groups.{g}.count",
+                        f"{group.count} serials do not fit the {digits} hex digits an em4100 "
+                        "card code leaves after the prefix",
+                    )
+                )
+    else:
+        for i, tag in enumerate(s.tags):
+            if len(tag.epc) % 4:
+                problems.append((f"tags.{i}.epc", "must be upper-case hex in whole 16-bit words"))
+    return problems
 
 
 def _check_scenario(s: Scenario) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if not s.tags and not s.groups:
         problems.append(("tags", "a scenario needs at least one tag or group"))
+    problems += _check_reader(s)
     if len(set(s.disconnected)) != len(s.disconnected):
         problems.append(("disconnected", "each port may appear once"))
     entries: list[tuple[str, list[Visibility]]] = [

@@ -1,16 +1,26 @@
-"""The simulated R2000 reader on a pseudo-terminal.
+"""The simulated reader on a pseudo-terminal.
 
 :class:`PtySimulator` opens a pty pair, puts the slave side in raw mode and serves the
 master side with ``loop.add_reader``/``add_writer``: host frames are parsed, queued
 (bounded) and answered one at a time like a real module. A client (the driver under test,
 or a test) opens the slave device path like a serial port.
 
+What the reader *is* comes from a personality (:mod:`tagtrail.sim.personalities`): the
+scenario's ``reader.protocol`` (or the ``protocol`` argument) picks the R2000 (the
+default), Mercury, Chafon, M100 or EM4100 one. The personality parses commands and
+answers them; the plumbing here (pty, bounded queue, output buffer, pacing, corruption,
+counters, scenario clock and loop) is shared, and so is the read :class:`Engine`, so the
+ground truth does not depend on the protocol.
+
 Time: the injected clock measures *scenario seconds* (a :class:`~tagtrail.clock.ScaledClock`
 for real runs, a :class:`~tagtrail.clock.ManualClock` in tests). The scenario clock starts
-at the first inventory command, or at :meth:`PtySimulator.start` with
-``start_immediately``. ``time_scale`` converts scenario durations into real waits: an
-inventory round's reply is sent ``round_period_s * repeat / time_scale`` real seconds after
-the command (unless ``pace`` is off).
+at the first inventory command (for an EM4100 reader, which takes no commands, at
+:meth:`PtySimulator.start`), or at :meth:`PtySimulator.start` with ``start_immediately``.
+``time_scale`` converts scenario durations into real waits: an R2000 inventory round's
+reply is sent ``round_period_s * repeat / time_scale`` real seconds after the command
+(unless ``pace`` is off). Streaming personalities (Mercury continuous reading, M100
+multiple poll, EM4100) send each round when the scenario clock reaches its end, whatever
+``pace`` says.
 """
 
 from __future__ import annotations
@@ -22,30 +32,12 @@ import os
 import tty
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tagtrail.clock import Clock, ScaledClock
 from tagtrail.errors import TagtrailError
 from tagtrail.sim.engine import Engine
-from tagtrail.sim.r2000 import (
-    ANTENNA_ID_OUT_OF_RANGE,
-    ANTENNA_MISSING,
-    BROADCAST,
-    CMD_GET_FIRMWARE,
-    CMD_GET_WORK_ANTENNA,
-    CMD_REAL_TIME_INVENTORY,
-    CMD_RESET,
-    CMD_SESSION_INVENTORY,
-    CMD_SET_WORK_ANTENNA,
-    NO_TAG,
-    PARAMETER_INVALID,
-    SUCCESS,
-    Command,
-    CommandParser,
-    encode_frame,
-    end_of_round_frame,
-    result_frame,
-    tag_frame,
-)
+from tagtrail.sim.personalities import make_personality
 from tagtrail.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -53,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING_OUTPUT = 1 << 20
 """Bytes buffered for a client that does not read; beyond this, replies are dropped."""
 COMMAND_QUEUE_SIZE = 256
+MAX_WAIT_S = 0.05
+"""Longest real wait between looks at the clock while waiting for a scenario time."""
 
 
 class SimulatorError(TagtrailError):
@@ -63,7 +57,9 @@ class SimulatorError(TagtrailError):
 class SimCounters:
     """What the simulator has done so far. ``bad_command_reasons`` counts by reason:
     ``bad_checksum``, ``bad_length``, ``unknown_command``, ``bad_parameter``,
-    ``other_address``, ``queue_full``; ``junk_bytes`` counts bytes outside any frame."""
+    ``other_address``, ``queue_full`` and the protocol parsers' own reasons (``bad_crc``,
+    ``bad_tail``, ``not_a_command`` ...); ``junk_bytes`` counts bytes outside any frame.
+    ``rounds`` counts inventory rounds (for an EM4100 reader: repeat ticks)."""
 
     commands: int = 0
     rounds: int = 0
@@ -83,7 +79,11 @@ class SimCounters:
 
 
 class PtySimulator:
-    """An R2000 reader module playing ``scenario``, served on a pseudo-terminal."""
+    """A reader playing ``scenario``, served on a pseudo-terminal.
+
+    ``protocol`` overrides the scenario's ``reader.protocol`` (the scenario is validated
+    again for it: raises :class:`~tagtrail.errors.ConfigError`).
+    """
 
     def __init__(
         self,
@@ -96,7 +96,10 @@ class PtySimulator:
         start_immediately: bool = False,
         pace: bool = True,
         loop_s: float | None = None,
+        protocol: str | None = None,
     ) -> None:
+        if protocol is not None:
+            scenario = scenario.with_protocol(protocol)
         if time_scale is None:
             time_scale = clock.scale if isinstance(clock, ScaledClock) else 1.0
         if time_scale <= 0:
@@ -114,16 +117,15 @@ class PtySimulator:
         """Replay the scenario every ``loop_s`` scenario seconds (None: play it once)."""
         self.counters = SimCounters()
         self.address = scenario.reader.address
-        self.work_antenna = 0
-        """0-based work antenna, as in the protocol."""
-        self._parser = CommandParser()
+        self.personality = make_personality(self)
+        self._parser = self.personality.parser
         self._parser.errors = self.counters.bad_command_reasons
         self._master: int | None = None
         self._slave: int | None = None
         self._slave_path: str | None = None
         self._pending = bytearray()
         self._writing = False
-        self._queue: asyncio.Queue[Command] | None = None
+        self._queue: asyncio.Queue[Any] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0: float | None = None
@@ -139,6 +141,11 @@ class PtySimulator:
         if self._slave_path is None:
             raise SimulatorError("the simulator is not started")
         return self._slave_path
+
+    @property
+    def protocol(self) -> str:
+        """The device played: r2000, mercury, chafon, m100 or em4100."""
+        return self.scenario.reader.protocol
 
     @property
     def output_pending(self) -> int:
@@ -185,11 +192,12 @@ class PtySimulator:
         self._worker = asyncio.create_task(
             self._work(self._queue), name=f"sim-{self.scenario.name}"
         )
-        if self.start_immediately:
+        if self.start_immediately or self.personality.autonomous:
             self.start_scenario()
+        self.personality.started()
         log.info(
-            "simulating R2000 reader %#04x for scenario %r on %s%s",
-            self.address,
+            "simulating %s for scenario %r on %s%s",
+            self.personality.describe(),
             self.scenario.name,
             self._slave_path,
             f" (link {self.link})" if self.link else "",
@@ -212,6 +220,7 @@ class PtySimulator:
 
     async def close(self) -> None:
         """Stop serving, close the pty and remove the link. Safe to call twice."""
+        await self.personality.close()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -322,122 +331,61 @@ class PtySimulator:
 
     # -- command handling -------------------------------------------------------------
 
-    async def _work(self, queue: asyncio.Queue[Command]) -> None:
+    async def _work(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             cmd = await queue.get()
             self._busy = True
             try:
-                await self._handle(cmd)
+                await self.personality.handle(cmd)
             except Exception:
-                log.exception("handling command %#04x failed", cmd.cmd)
+                log.exception("handling command %r failed", cmd)
             finally:
                 self._busy = False
                 self._update_idle()
 
-    def _reply(self, frame: bytes) -> None:
+    # -- for personalities ------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Send bytes as they are (buffered while the client does not read)."""
+        self._write(data)
+
+    def reply(self, frame: bytes) -> None:
+        """Send one answer frame (uncorrupted, like the R2000's command replies)."""
         self.counters.frames_sent += 1
         self._write(frame)
 
-    async def _handle(self, cmd: Command) -> None:
-        if cmd.address not in (self.address, BROADCAST):
-            self.counters.count_bad("other_address")
-            return
-        op = cmd.cmd
-        if op not in _KNOWN:
-            self.counters.count_bad("unknown_command")
-            log.debug("ignoring unknown command %#04x", op)
-            return
-        self.counters.commands += 1
-        addr = self.address
-        if op == CMD_RESET:
-            self.work_antenna = 0
-            log.debug("reset")
-        elif op == CMD_GET_FIRMWARE:
-            self._reply(encode_frame(addr, op, self.scenario.reader.firmware_bytes))
-        elif op == CMD_SET_WORK_ANTENNA:
-            if len(cmd.data) != 1:
-                self._bad_parameter(op)
-                return
-            index = cmd.data[0]
-            if index > 3:
-                self._reply(result_frame(addr, op, ANTENNA_ID_OUT_OF_RANGE))
-            elif not self.engine.connected(index + 1):
-                self._reply(result_frame(addr, op, ANTENNA_MISSING))
-            else:
-                self.work_antenna = index
-                self._reply(result_frame(addr, op, SUCCESS))
-        elif op == CMD_GET_WORK_ANTENNA:
-            self._reply(encode_frame(addr, op, bytes((self.work_antenna,))))
-        else:
-            await self._inventory(cmd)
-
-    def _bad_parameter(self, op: int) -> None:
-        self.counters.count_bad("bad_parameter")
-        self._reply(result_frame(self.address, op, PARAMETER_INVALID))
-
-    async def _inventory(self, cmd: Command) -> None:
-        op = cmd.cmd
-        if op == CMD_REAL_TIME_INVENTORY:
-            if len(cmd.data) != 1 or cmd.data[0] == 0:
-                self._bad_parameter(op)
-                return
-            repeat = cmd.data[0]
-        else:
-            if len(cmd.data) != 3 or cmd.data[0] > 3 or cmd.data[1] > 1 or cmd.data[2] == 0:
-                self._bad_parameter(op)
-                return
-            repeat = cmd.data[2]
-        t = self.clock.monotonic() - self.start_scenario()
-        if self.loop_s is not None:
-            t %= self.loop_s
-        port = self.work_antenna + 1
-        if not self.engine.connected(port):
-            self._reply(result_frame(self.address, op, ANTENNA_MISSING))
-            return
-        result = self.engine.inventory(port, t, repeat)
-        out = bytearray()
-        engine = self.engine
-        for read in result.reads:
-            out += tag_frame(
-                self.address,
-                op,
-                freq_index=result.freq_index,
-                antenna_index=self.work_antenna,
-                pc=engine.pcs[read.tag],
-                epc=engine.epc_bytes[read.tag],
-                rssi_dbm=read.rssi_dbm,
-            )
-        if result.reads:
-            out += end_of_round_frame(
-                self.address,
-                op,
-                antenna_index=self.work_antenna,
-                read_rate=result.read_rate,
-                total_reads=len(result.reads),
-            )
-        else:
-            out += result_frame(self.address, op, NO_TAG)
-        corrupted = engine.corrupt(out)
-        if self.pace:
-            await asyncio.sleep(result.duration_s / self.time_scale)
+    def send_round(self, out: bytearray, *, frames: int, tag_frames: int) -> None:
+        """Send one round's frames, corrupted at the scenario's byte rate, and count it."""
+        corrupted = self.engine.corrupt(out)
         c = self.counters
         c.rounds += 1
-        c.tag_frames += len(result.reads)
-        c.frames_sent += len(result.reads) + 1
+        c.tag_frames += tag_frames
+        c.frames_sent += frames
         c.corrupted_bytes += corrupted
-        self._write(out)
+        if out:
+            self._write(out)
 
+    def query_time(self, t: float) -> float:
+        """The scenario time the engine plays at scenario clock ``t`` (with ``loop_s``)."""
+        return t % self.loop_s if self.loop_s is not None else t
 
-_KNOWN = frozenset(
-    {
-        CMD_RESET,
-        CMD_GET_FIRMWARE,
-        CMD_SET_WORK_ANTENNA,
-        CMD_GET_WORK_ANTENNA,
-        CMD_REAL_TIME_INVENTORY,
-        CMD_SESSION_INVENTORY,
-    }
-)
+    def now(self) -> float:
+        """Scenario seconds since the scenario clock started (starting it if need be)."""
+        return self.clock.monotonic() - self.start_scenario()
+
+    async def pace_round(self, duration_s: float) -> None:
+        """Wait out a request-response round's duration (when ``pace`` is on)."""
+        if self.pace:
+            await asyncio.sleep(duration_s / self.time_scale)
+
+    async def sleep_until(self, t: float) -> None:
+        """Wait until the scenario clock reads ``t`` (seconds since it started)."""
+        t0 = self.start_scenario()
+        while True:
+            remaining = t0 + t - self.clock.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining / self.time_scale, MAX_WAIT_S))
 
 
 def _make_link(link: Path, target: str) -> None:

@@ -9,11 +9,16 @@ which they give no clear answer are rejected when loaded.
 JSON form::
 
     {"scenario": "pallet-50", "site": "wh-1", "device": "dock-1", "end_s": 36.0,
+     "protocol": "r2000", "scheme": "epc",
      "antennas": {"1": "dock-door-1", "2": "staging"},
      "tags": {"E200...": {"final_zone": null, "movements": [
          {"kind": "arrived", "zone": "dock-door-1"},
          {"kind": "moved", "from_zone": "dock-door-1", "zone": "staging"},
          {"kind": "departed", "zone": "staging"}]}}}
+
+``protocol`` is the device the simulator plays. ``scheme`` says how the edge reports the
+tags' identities: ``epc`` (the keys of ``tags`` are EPCs), or ``em4100`` for an EM4100
+reader (the keys are 10-hex-digit card codes; the edge's item key is ``em4100:<code>``).
 
 ``final_zone`` is the state at ``end_s``: once the simulator stops, a smoother eventually
 departs every tag, so compare at the end of the scenario, not long after.
@@ -43,6 +48,8 @@ def ground_truth(scenario: Scenario) -> dict[str, Any]:
         "site": scenario.site,
         "device": scenario.device,
         "end_s": scenario.end_s,
+        "protocol": scenario.protocol,
+        "scheme": scenario.id_scheme(),
         "antennas": {str(port): zone for port, zone in sorted(scenario.antennas.items())},
         "tags": tags,
     }
