@@ -7,6 +7,7 @@ fails when the committed files differ from what the models say.
 from __future__ import annotations
 
 import json
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,7 @@ from tagtrail import events as ev
 from tagtrail.edge.config import ENV_PREFIX, EdgeConfig
 from tagtrail.gateway.config import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from tagtrail.gateway.config import ApiToken, GatewayConfig, InfluxV1Config, InfluxV2Config
-from tagtrail.readers.config import (
-    AntennaConfig,
-    ChafonReaderConfig,
-    EM4100ReaderConfig,
-    M100ReaderConfig,
-    MercuryReaderConfig,
-    R2000ReaderConfig,
-)
+from tagtrail.readers.config import AntennaConfig, ReaderConfig
 from tagtrail.readers.registry import PROTOCOLS
 
 SCHEMA_PATH = Path("docs/schema/events-v1.json")
@@ -272,13 +266,23 @@ def edge_config_markdown() -> str:
     ]
     _config_sections(EdgeConfig, "", out)
     out += ["## Readers", "", "`readers` is a list; each item's `type` picks its driver.", ""]
-    _config_sections(R2000ReaderConfig, "readers[] (type: r2000)", out)
-    _config_sections(AntennaConfig, "readers[].antennas[]", out)
-    _config_sections(EM4100ReaderConfig, "readers[] (type: em4100)", out)
-    _config_sections(M100ReaderConfig, "readers[] (type: m100)", out)
-    _config_sections(ChafonReaderConfig, "readers[] (type: chafon)", out)
-    _config_sections(MercuryReaderConfig, "readers[] (type: mercury)", out)
+    for model in reader_models():
+        _config_sections(model, f"readers[] (type: {reader_type(model)})", out)
+        if model is reader_models()[0]:
+            _config_sections(AntennaConfig, "readers[].antennas[]", out)
     return "\n".join(out)
+
+
+def reader_models() -> list[type[BaseModel]]:
+    """Every reader config model, in the order of the ``ReaderConfig`` union."""
+    union = typing.get_args(ReaderConfig)[0]
+    return [m for m in typing.get_args(union) if isinstance(m, type)]
+
+
+def reader_type(model: type[BaseModel]) -> str:
+    """The ``type`` discriminator value of a reader config model."""
+    (value,) = typing.get_args(model.model_fields["type"].annotation)
+    return str(value)
 
 
 EDGE_CONFIG_PATH = Path("docs/edge.md")
@@ -317,14 +321,22 @@ def readers_markdown() -> str:
         out += [f"- {m}" for m in p.models]
         out.append("")
     out += [
-        "## Configured readers",
+        "## Reader types in `edge.yaml`",
         "",
-        "Reader types usable in `edge.yaml` today: `r2000`, `em4100`, `m100`, `chafon`"
-        " and `mercury`"
-        " (see [edge.md](edge.md)). The other protocols above decode and have simulator"
-        " encoders; their drivers follow.",
+        "Each item of `readers` names its driver with `type`; every option is in"
+        " [edge.md](edge.md). The protocol column names the decoder above the driver uses.",
         "",
+        "| type | reader | protocol | default speed |",
+        "| --- | --- | --- | --- |",
     ]
+    for model in reader_models():
+        kind = reader_type(model)
+        doc = " ".join((model.__doc__ or "").split("\n\n")[0].split())
+        baud_field = model.model_fields.get("baudrate")
+        baud = f"{baud_field.default} baud" if baud_field is not None else "-"
+        proto = f"`{kind}`" if kind in PROTOCOLS else "-"
+        out.append(f"| `{kind}` | {doc} | {proto} | {baud} |")
+    out.append("")
     return "\n".join(out)
 
 

@@ -6,7 +6,15 @@ and ``docs/readers.md`` all read this one table.
 
 from __future__ import annotations
 
-from tagtrail.readers.protocols import ascii_lines, chafon, em4100, llrp, m100, mercury, r2000
+from tagtrail.readers.protocols import (
+    ascii_lines,
+    chafon,
+    em4100,
+    hid,
+    m100,
+    mercury,
+    r2000,
+)
 from tagtrail.readers.protocols.base import ProtocolInfo
 
 PROTOCOLS: dict[str, ProtocolInfo] = {
@@ -18,7 +26,7 @@ PROTOCOLS: dict[str, ProtocolInfo] = {
         m100.PROTOCOL,
         em4100.PROTOCOL,
         ascii_lines.PROTOCOL,
-        llrp.PROTOCOL,
+        hid.PROTOCOL,
     )
 }
 
