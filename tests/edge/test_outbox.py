@@ -274,3 +274,31 @@ def test_survives_sigkill_while_writing(tmp_path: Path) -> None:
         assert stored % 50 == 0
         rows = outbox.pending(0, stored + 10)
         assert [r.event_id for r in rows] == [arrived(i).event_id for i in range(stored)]
+
+
+def test_presence_keeps_em4100_cards_and_skips_barcodes(tmp_path: Path) -> None:
+    card = Arrived(
+        **{
+            **arrived(7).model_dump(exclude={"kind", "identity", "epc"}),
+            "identity": {"scheme": "em4100", "code": "67003B51C6"},
+        },
+        kind="arrived",
+    )
+    pallet = Arrived(
+        **{
+            **arrived(8).model_dump(exclude={"kind", "identity", "epc"}),
+            "identity": {"scheme": "sscc", "sscc": "106141411234567897"},
+        },
+        kind="arrived",
+    )
+    path = tmp_path / "o.sqlite"
+    with Outbox(path) as outbox:
+        outbox.append([card, pallet], presence=[card, pallet])
+    with Outbox(path) as outbox:
+        (row,) = outbox.presence()
+        assert (row.epc, row.scheme, row.zone) == ("67003B51C6", "em4100", card.zone)
+        gone = Departed(
+            **{**card.model_dump(exclude={"kind"}), "event_id": "evt-card-gone"}, kind="departed"
+        )
+        outbox.append([gone], presence=[gone])
+        assert outbox.presence() == []

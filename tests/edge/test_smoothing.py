@@ -261,3 +261,25 @@ def test_event_sequences_are_well_formed(
         assert (zone is not None) == (events[-1].epc in h.smoother.present)
     if final_gap >= CFG.depart_after_s:
         assert h.smoother.present == {}
+
+
+def test_restored_em4100_card_departs_as_a_card() -> None:
+    h = Harness()
+    h.clock.set(0.0)
+    h.smoother.restore(
+        epc="67003B51C6",
+        zone="dock",
+        reader="r1",
+        antenna=1,
+        first_seen=h.clock.now(),
+        read_count=9,
+        peak_rssi_dbm=None,
+        now_mono=h.clock.monotonic(),
+        now_time=h.clock.now(),
+        scheme="em4100",
+    )
+    [gone] = h.tick(CFG.depart_after_s + 0.1)
+    assert isinstance(gone, Departed)
+    assert gone.item_key == "em4100:67003B51C6"
+    assert gone.epc is None
+    assert gone.read_count == 9

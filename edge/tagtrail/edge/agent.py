@@ -193,6 +193,7 @@ class EdgeAgent:
                 peak_rssi_dbm=row.peak_rssi_dbm,
                 now_mono=now_mono,
                 now_time=now_time,
+                scheme=row.scheme,
             )
             restored += 1
         if restored:

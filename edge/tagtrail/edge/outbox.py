@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Literal
 
 from tagtrail.errors import OutboxError
-from tagtrail.events import AnyEvent, Arrived, Departed, Moved
+from tagtrail.events import AnyEvent, Arrived, Departed, Em4100Identity, Moved
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,18 @@ CREATE TABLE IF NOT EXISTS presence (
 _DELETE_CHUNK = 500
 
 
+_EM4100_PREFIX = "em4100:"
+
+
+def _presence_key(change: Arrived | Moved | Departed) -> str | None:
+    """The presence table's key of an item: its EPC, ``em4100:<code>``, or None."""
+    if change.epc is not None:
+        return change.epc
+    if isinstance(change.identity, Em4100Identity):
+        return _EM4100_PREFIX + change.identity.code
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One stored event: its sequence number, id, kind and JSON text."""
@@ -84,9 +96,14 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class PresenceRow:
-    """An RFID item that was present (arrived or moved, not departed) at the last commit."""
+    """An RFID item that was present (arrived or moved, not departed) at the last commit.
+
+    ``epc`` is the EPC of a UHF tag or the 10-hex code of an EM4100 card (``scheme``);
+    the table stores EM4100 cards as ``em4100:<code>`` (an EPC never holds a colon).
+    """
 
     epc: str
+    scheme: Literal["epc", "em4100"]
     zone: str
     reader: str
     antenna: int
@@ -171,7 +188,8 @@ class Outbox:
 
         An event whose ``event_id`` is already stored is ignored. ``presence`` (optional)
         updates the stored presence in the same transaction: ``arrived`` / ``moved``
-        store the item, ``departed`` removes it; items without an EPC are not stored.
+        store the item, ``departed`` removes it; items other than UHF tags and EM4100
+        cards (barcode identities) are not stored.
         """
         if not events and not presence:
             return
@@ -182,16 +200,17 @@ class Outbox:
             )
             inserted = max(cur.rowcount, 0)
             for change in presence:
-                if change.epc is None:
+                key = _presence_key(change)
+                if key is None:
                     continue
                 if isinstance(change, Departed):
-                    conn.execute("DELETE FROM presence WHERE epc = ?", (change.epc,))
+                    conn.execute("DELETE FROM presence WHERE epc = ?", (key,))
                 else:
                     conn.execute(
                         "INSERT OR REPLACE INTO presence (epc, zone, reader, antenna, "
                         "first_seen, read_count, peak_rssi_dbm) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
-                            change.epc,
+                            key,
                             change.zone,
                             change.reader,
                             change.antenna,
@@ -214,7 +233,8 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: cannot read presence: {exc}") from exc
         return [
             PresenceRow(
-                epc=epc,
+                epc=epc.removeprefix(_EM4100_PREFIX),
+                scheme="em4100" if epc.startswith(_EM4100_PREFIX) else "epc",
                 zone=zone,
                 reader=reader,
                 antenna=int(antenna),

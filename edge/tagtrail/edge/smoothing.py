@@ -217,13 +217,16 @@ class Smoother:
         peak_rssi_dbm: float | None,
         now_mono: float,
         now_time: datetime,
+        scheme: Literal["epc", "em4100"] = "epc",
     ) -> None:
         """Take back an item that was present when the agent stopped.
 
         It counts as seen now, so it departs after ``depart_after_s`` unless read again,
         and a restart emits no second ``arrived`` for it.
         """
-        track = _Track(epc, now_mono, first_seen, now_mono, now_time, state="present")
+        track = _Track(
+            epc, now_mono, first_seen, now_mono, now_time, state="present", scheme=scheme
+        )
         track.zone = zone
         track.read_count = read_count
         track.peak_rssi = peak_rssi_dbm
