@@ -54,7 +54,9 @@ def test_environment_overrides_secrets_and_nested_items(tmp_path: Path) -> None:
     assert cfg.mqtt.password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(cfg)
     assert cfg.mqtt.port == 8883
-    assert cfg.readers[0].port == "/dev/ttyUSB7"
+    reader = cfg.readers[0]
+    assert isinstance(reader, R2000ReaderConfig)
+    assert reader.port == "/dev/ttyUSB7"
 
 
 @pytest.mark.parametrize(

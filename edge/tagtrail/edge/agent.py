@@ -52,6 +52,7 @@ from tagtrail.readers.config import (
     HidScannerConfig,
     M100ReaderConfig,
     MercuryReaderConfig,
+    R700ReaderConfig,
     R2000ReaderConfig,
     ReaderConfig,
 )
@@ -60,6 +61,7 @@ from tagtrail.readers.hid import HidScanner
 from tagtrail.readers.m100 import M100Reader
 from tagtrail.readers.mercury import MercuryReader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
+from tagtrail.readers.r700 import R700Reader
 from tagtrail.readers.r2000 import R2000Reader
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
     MercuryReaderConfig: MercuryReader,
     AsciiScannerConfig: AsciiScanner,
     HidScannerConfig: HidScanner,
+    R700ReaderConfig: R700Reader,
 }
 """The driver class of each reader type; every one takes
 ``(config, clock, on_read, on_state, *, idle_flush_s)``."""

@@ -430,11 +430,12 @@ class R700ReaderConfig(_Antennas):
         default=None, ge=0, le=65535, description="RF mode number; null keeps the default."
     )
     stream_silence_s: float = Field(
-        default=30.0,
+        default=75.0,
         gt=0,
         le=600,
         description="No line (tag or keep-alive) on the data stream for this long means the "
-        "link is gone (reconnect), seconds.",
+        "link is gone (reconnect), seconds. The reader sends a keep-alive after 30 s "
+        "without data, so keep this well above 30.",
     )
     request_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Give up on a REST request after this."
@@ -455,7 +456,8 @@ ReaderConfig = Annotated[
     | ChafonReaderConfig
     | MercuryReaderConfig
     | AsciiScannerConfig
-    | HidScannerConfig,
+    | HidScannerConfig
+    | R700ReaderConfig,
     Field(discriminator="type"),
 ]
 """Union of every reader type; new drivers add their model here."""
