@@ -11,6 +11,7 @@ from tagtrail.readers.protocols import (
     chafon,
     em4100,
     hid,
+    llrp,
     m100,
     mercury,
     r2000,
@@ -27,6 +28,7 @@ PROTOCOLS: dict[str, ProtocolInfo] = {
         em4100.PROTOCOL,
         ascii_lines.PROTOCOL,
         hid.PROTOCOL,
+        llrp.PROTOCOL,
     )
 }
 
