@@ -231,9 +231,11 @@ def demo(  # noqa: PLR0917 - click passes every option as an argument
 def _register_components() -> None:
     from tagtrail.readers.cli import decode_command
     from tagtrail.sim.cli import sim_command
+    from tagtrail.sim.r700 import r700_command
 
     main.add_command(decode_command, "decode")
     main.add_command(sim_command, "sim")
+    main.add_command(r700_command, "sim-r700")
 
 
 _register_components()
