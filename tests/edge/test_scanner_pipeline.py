@@ -159,6 +159,18 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
 
         wait_for(lambda: len(influx_items()) == 4, 20, "movements in InfluxDB")
         assert influx_items() == sorted([PALLET, PALLET, CASE, f"epc:{EPC}"])
+
+        def gateway_stats() -> dict[str, object]:
+            rows = influxd.rows(
+                "SELECT last(events) AS events, last(dead_letters) AS dead_letters "
+                "FROM gateway_stats WHERE gateway = 'gateway-test'",
+                db="tagtrail",
+            )
+            return rows[0] if rows else {}
+
+        # every movement and every reader status the edge sent is counted
+        wait_for(lambda: int(str(gateway_stats().get("events", 0))) >= 4, 20, "gateway stats")
+        assert gateway_stats()["dead_letters"] == 0
     finally:
         if edge.proc is not None and edge.proc.poll() is None:
             edge.proc.kill()

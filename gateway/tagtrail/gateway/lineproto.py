@@ -139,3 +139,13 @@ def device_status_line(event: DeviceStatus, ts_ns: int) -> str:
 
 def stock_line(site: str, zone: str, count: int, ts_ns: int) -> str:
     return f"stock,site={tag_value(site)},zone={tag_value(zone)} count={count}i {ts_ns}"
+
+
+def gateway_stats_line(
+    gateway: str, counters: dict[str, int], gauges: dict[str, float], ts_ns: int
+) -> str:
+    """One ``gateway_stats`` point: integer counters (cumulative since start) and float
+    gauges, tagged with the gateway's name."""
+    fields = [f"{name}={value}i" for name, value in counters.items()]
+    fields += [f"{name}={float_field(v)}" for name, v in gauges.items() if math.isfinite(v)]
+    return f"gateway_stats,gateway={tag_value(gateway)} {','.join(fields)} {ts_ns}"

@@ -8,8 +8,9 @@ One asyncio loop runs it all:
   are acknowledged, then wakes the writer and publishes position changes to the stream;
 * the :class:`~tagtrail.gateway.influx.InfluxWriter` drains the spooled points to InfluxDB
   in batches, retrying while it is down;
-* a task writes the ``stock`` measurement every ``write.stock_interval_s`` and prunes old
-  dedupe records;
+* a task writes the ``stock`` measurement and the gateway's own ``gateway_stats``
+  (messages, events, dead letters, InfluxDB writes, write latency, spool depth) every
+  ``write.stock_interval_s``, and prunes old dedupe records;
 * uvicorn serves the API in the same loop.
 
 SIGTERM or SIGINT stop it cleanly: the consumer acknowledges what it applied and
@@ -24,12 +25,14 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import uvicorn
 
 from tagtrail.clock import Clock, SystemClock
 from tagtrail.events import AnyEvent
+from tagtrail.gateway import lineproto
 from tagtrail.gateway.api import Broadcaster, create_app
 from tagtrail.gateway.config import GatewayConfig
 from tagtrail.gateway.consumer import Consumer
@@ -71,6 +74,7 @@ class Gateway:
         )
         self.api_port: int | None = None
         self._server: _Server | None = None
+        self._stats_ts = 0
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -81,6 +85,30 @@ class Gateway:
         if result.changes:
             self.stream.publish(result.changes)
 
+    def stats_line(self, now: datetime) -> str:
+        """The gateway's counters as one ``gateway_stats`` point at ``now``."""
+        consumer, writer = self.consumer.stats, self.writer.stats
+        counters = {
+            "messages": consumer.messages,
+            "events": consumer.events,
+            "dead_letters": consumer.dead_letters,
+            "apply_failures": consumer.apply_failures,
+            "points_written": writer.points_written,
+            "points_rejected": writer.points_rejected,
+            "write_retries": writer.retries,
+            "spool_depth": self.store.line_depth(),
+            "influx_ok": int(writer.influx_ok),
+            "mqtt_connected": int(consumer.connected),
+        }
+        gauges: dict[str, float] = {}
+        if writer.last_write_latency_s is not None:
+            gauges["write_latency_ms"] = writer.last_write_latency_s * 1000.0
+        ts = lineproto.time_ns(now)
+        if ts <= self._stats_ts:
+            ts = self._stats_ts + 1
+        self._stats_ts = ts
+        return lineproto.gateway_stats_line(self.config.mqtt.client_id, counters, gauges, ts)
+
     def readiness(self) -> dict[str, bool]:
         return {"mqtt": self.consumer.connected, "influxdb": self.writer.stats.influx_ok}
 
@@ -89,7 +117,8 @@ class Gateway:
         since_prune = 0.0
         while True:
             await asyncio.sleep(interval)
-            self.store.enqueue_lines(self.store.stock_lines(self.clock.now()))
+            now = self.clock.now()
+            self.store.enqueue_lines([*self.store.stock_lines(now), self.stats_line(now)])
             self.writer.notify()
             since_prune += interval
             if since_prune >= PRUNE_EVERY_S:
