@@ -231,10 +231,12 @@ def demo(  # noqa: PLR0917 - click passes every option as an argument
 def _register_components() -> None:
     from tagtrail.readers.cli import decode_command
     from tagtrail.sim.cli import sim_command
+    from tagtrail.sim.llrp_main import llrp_sim_command
     from tagtrail.sim.r700 import r700_command
 
     main.add_command(decode_command, "decode")
     main.add_command(sim_command, "sim")
+    main.add_command(llrp_sim_command, "sim-llrp")
     main.add_command(r700_command, "sim-r700")
 
 

@@ -50,6 +50,7 @@ from tagtrail.readers.config import (
     ChafonReaderConfig,
     EM4100ReaderConfig,
     HidScannerConfig,
+    LlrpReaderConfig,
     M100ReaderConfig,
     MercuryReaderConfig,
     R700ReaderConfig,
@@ -58,6 +59,7 @@ from tagtrail.readers.config import (
 )
 from tagtrail.readers.em4100 import EM4100Reader
 from tagtrail.readers.hid import HidScanner
+from tagtrail.readers.llrp import LlrpReader
 from tagtrail.readers.m100 import M100Reader
 from tagtrail.readers.mercury import MercuryReader
 from tagtrail.readers.model import RawRead, ReaderDriver, ReaderSnapshot
@@ -77,6 +79,7 @@ DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
     MercuryReaderConfig: MercuryReader,
     AsciiScannerConfig: AsciiScanner,
     HidScannerConfig: HidScanner,
+    LlrpReaderConfig: LlrpReader,
     R700ReaderConfig: R700Reader,
 }
 """The driver class of each reader type; every one takes

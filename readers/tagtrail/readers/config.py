@@ -457,6 +457,7 @@ ReaderConfig = Annotated[
     | MercuryReaderConfig
     | AsciiScannerConfig
     | HidScannerConfig
+    | LlrpReaderConfig
     | R700ReaderConfig,
     Field(discriminator="type"),
 ]
