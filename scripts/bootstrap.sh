@@ -26,6 +26,13 @@ if [ -n "$PY" ] && [ ! -d .venv ] && ! "$PY" -c 'import ensurepip, venv' >/dev/n
   need_apt+=(python3-venv)
 fi
 
+# pyzbar needs the zbar shared library: Debian 12 names it libzbar0, Debian 13 libzbar0t64.
+if ! { dpkg-query -W -f='${Status}\n' libzbar0t64 libzbar0 2>/dev/null || true; } |
+     grep -q "install ok installed"; then
+  $SUDO apt-get update -qq
+  if apt-cache show libzbar0t64 >/dev/null 2>&1; then need_apt+=(libzbar0t64); else need_apt+=(libzbar0); fi
+fi
+
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   $SUDO apt-get update -qq
