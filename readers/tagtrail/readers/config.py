@@ -449,6 +449,109 @@ class R700ReaderConfig(_Antennas):
         return _ports_once(antennas, 4, "R700")
 
 
+class CameraRegion(_Strict):
+    """A region of interest, as fractions of the frame (0 = left/top, 1 = right/bottom)."""
+
+    x: float = Field(ge=0, lt=1, description="Left edge, fraction of the frame width.")
+    y: float = Field(ge=0, lt=1, description="Top edge, fraction of the frame height.")
+    width: float = Field(gt=0, le=1, description="Width, fraction of the frame width.")
+    height: float = Field(gt=0, le=1, description="Height, fraction of the frame height.")
+
+    @model_validator(mode="after")
+    def _inside(self) -> Self:
+        if self.x + self.width > 1.0 + 1e-9 or self.y + self.height > 1.0 + 1e-9:
+            raise ValueError(
+                "the region must lie inside the frame (x + width <= 1, y + height <= 1)"
+            )
+        return self
+
+
+class CameraReaderConfig(_Strict):
+    """A camera reading barcodes (V4L2 device, RTSP/HTTP stream, video file or image folder)."""
+
+    type: Literal["camera"] = Field(description="Reader driver: 'camera'.")
+    id: ReaderId
+    source: str = Field(
+        min_length=1,
+        description="What to open: a V4L2 device (/dev/video0, or its index '0'), an "
+        "rtsp:// or http(s):// stream URL, a video file, or a folder of images.",
+    )
+    zone: Name = Field(description="Zone a symbol seen by this camera places the item in.")
+    engines: list[Literal["zxing", "pyzbar"]] = Field(
+        default_factory=lambda: ["zxing", "pyzbar"],
+        min_length=1,
+        description="Decoders to try, in order: zxing (zxing-cpp) and/or pyzbar (zbar).",
+    )
+    regions: list[CameraRegion] = Field(
+        default_factory=list,
+        description="Regions of interest to decode; empty means the whole frame.",
+    )
+    max_decode_fps: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Most frames decoded per second; frames beyond it are dropped, never queued.",
+    )
+    motion_gating: bool = Field(
+        default=True,
+        description="Decode only frames with motion (or a symbol seen recently), so an idle "
+        "scene costs little CPU.",
+    )
+    motion_threshold: float = Field(
+        default=0.002,
+        gt=0,
+        le=1,
+        description="Fraction of pixels that must change between frames to count as motion.",
+    )
+    idle_decode_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="With motion gating on, still decode one frame this often, seconds.",
+    )
+    repeat_suppress_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="The same identity seen again within this many seconds of its previous "
+        "sighting is counted, not reported again (a label standing still in view is one read).",
+    )
+    read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="No frame from a live source for this long means it is gone (reconnect).",
+    )
+    loop: bool = Field(
+        default=False,
+        description="Replay a video file or image folder from the start at its end (tests, "
+        "demos); otherwise the reader goes offline at the end.",
+    )
+    gs_substitutes: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Printable stand-ins for the GS separator in decoded text (rarely needed).",
+    )
+    reconnect_initial_s: ReconnectInitialS = 0.5
+    reconnect_max_s: ReconnectMaxS = 30.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if len(set(self.engines)) != len(self.engines):
+            raise ValueError("engines: each engine may appear once")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+    @property
+    def antennas(self) -> list[AntennaConfig]:
+        """The camera as antenna 1, covering :attr:`zone`."""
+        return [AntennaConfig(port=1, zone=self.zone)]
+
+    def zone_of(self, antenna: int) -> str | None:
+        return self.zone if antenna == 1 else None
+
+
 ReaderConfig = Annotated[
     R2000ReaderConfig
     | EM4100ReaderConfig
