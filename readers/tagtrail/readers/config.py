@@ -466,6 +466,13 @@ class CameraRegion(_Strict):
         return self
 
 
+CameraEngine = Literal["zxing", "pyzbar"]
+
+
+def _default_engines() -> list[CameraEngine]:
+    return ["zxing", "pyzbar"]
+
+
 class CameraReaderConfig(_Strict):
     """A camera reading barcodes (V4L2 device, RTSP/HTTP stream, video file or image folder)."""
 
@@ -477,8 +484,8 @@ class CameraReaderConfig(_Strict):
         "rtsp:// or http(s):// stream URL, a video file, or a folder of images.",
     )
     zone: Name = Field(description="Zone a symbol seen by this camera places the item in.")
-    engines: list[Literal["zxing", "pyzbar"]] = Field(
-        default_factory=lambda: ["zxing", "pyzbar"],
+    engines: list[CameraEngine] = Field(
+        default_factory=_default_engines,
         min_length=1,
         description="Decoders to try, in order: zxing (zxing-cpp) and/or pyzbar (zbar).",
     )
