@@ -1,0 +1,357 @@
+"""Every panel query of every dashboard, run against a real influxd 1.6.
+
+One fill for the whole module: the demo's scenario (demo-door) plays through the real
+pipeline (simulator on a pseudo-terminal -> edge agent -> mosquitto -> gateway -> influxd),
+the edge agent then stops cleanly (its device goes offline). Each target is rendered as
+Grafana renders it (tests/support/grafana.py) and run; the figures are checked against the
+scenario's ground truth.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import grafana
+from tests.support.grafana import Context, QueryError, Series, TimeRange
+from tests.support.influxd import Influxd
+from tests.support.mosquitto import Mosquitto
+from tests.support.pipeline import (
+    SCENARIOS,
+    EdgeProcess,
+    GatewayProcess,
+    SimProcess,
+    edge_config,
+    expected_count,
+    gateway_config,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+DB = "tagtrail"
+TIME_SCALE = 10.0
+INTERVAL_MS = 10_000
+DASHBOARDS = grafana.load_dashboards()
+
+
+@dataclass
+class Fill:
+    influx: Influxd
+    truth: dict[str, Any]
+    time: TimeRange
+    site: str
+    device: str
+
+    def run(self, query: str) -> list[Series]:
+        return grafana.run_influxql(self.influx.url, DB, query)
+
+    def context(self, dashboard: str) -> Context:
+        return grafana.resolve_variables(DASHBOARDS[dashboard], self.time, self.run)
+
+    # -- ground truth --------------------------------------------------------------------
+
+    def moves(self) -> list[dict[str, str]]:
+        return [m for tag in self.truth["tags"].values() for m in tag["movements"]]
+
+    def per_zone(self) -> Counter[str]:
+        return Counter(m["zone"] for m in self.moves())
+
+    def per_kind(self) -> Counter[str]:
+        return Counter(m["kind"] for m in self.moves())
+
+    def final_stock(self) -> dict[str, int]:
+        return final_stock(self.truth)
+
+
+def final_stock(truth: dict[str, Any]) -> dict[str, int]:
+    """Items per zone at the end of the scenario, empty zones included."""
+    zones = dict.fromkeys(truth["antennas"].values(), 0)
+    for tag in truth["tags"].values():
+        if tag["final_zone"] is not None:
+            zones[tag["final_zone"]] += 1
+    return zones
+
+
+def _scenario(workdir: Path) -> Path:
+    """demo-door with a later end: items that stay remain visible (no departures after the
+    scenario's last movement while the test waits)."""
+    spec = yaml.safe_load((SCENARIOS / "demo-door.yaml").read_text())
+    spec["end_s"] = 400
+    path = workdir / "demo-door-long.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _count(fill_run: Callable[[str], list[Series]], query: str) -> int:
+    try:
+        series = fill_run(query)
+    except QueryError:
+        return 0
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def _last_by_tag(series: list[Series], tag: str) -> dict[str, Any]:
+    """The last non-null value of each series, keyed by one of its tags."""
+    out: dict[str, Any] = {}
+    for s in series:
+        values = [row[1] for row in s["values"] if row[1] is not None]
+        out[s["tags"][tag]] = values[-1] if values else None
+    return out
+
+
+@pytest.fixture(scope="module")
+def fill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fill]:
+    wd = tmp_path_factory.mktemp("dashboards")
+    broker = Mosquitto(wd / "mosquitto")
+    influx = Influxd(wd / "influxd")
+    broker.start()
+    influx.start()
+    started_ms = int(time.time() * 1000)
+    gateway = GatewayProcess(gateway_config(wd, broker_port=broker.port, influx_url=influx.url), wd)
+    sim: SimProcess | None = None
+    edge: EdgeProcess | None = None
+    try:
+        gateway.start()
+        sim = SimProcess(_scenario(wd), wd, time_scale=TIME_SCALE)
+        truth = sim.truth
+        edge = EdgeProcess(
+            edge_config([sim], wd, broker_port=broker.port, time_scale=TIME_SCALE), wd
+        )
+        edge.start()
+        run = grafana.influx_runner(influx.url, DB)
+        total = expected_count(truth)
+        wait_for(
+            lambda: _count(run, 'SELECT count("event_id") FROM "movement"') == total,
+            90,
+            f"{total} movement points",
+            step=0.2,
+        )
+        want_stock = final_stock(truth)
+
+        def stock_written() -> bool:
+            try:
+                series = run('SELECT last("count") FROM "stock" GROUP BY "zone"')
+            except QueryError:
+                return False
+            return _last_by_tag(series, "zone") == want_stock
+
+        wait_for(stock_written, 30, "stock points equal to the ground truth", step=0.2)
+        assert edge.terminate() == 0  # a clean stop: the device's last status is offline
+        wait_for(
+            lambda: (
+                _count(run, 'SELECT count("online") FROM "device_status" WHERE "online" = 0') >= 1
+            ),
+            30,
+            "the edge's offline status",
+            step=0.2,
+        )
+        # events carry the edge's scaled clock: they run ahead of the wall clock
+        last = run('SELECT last("event_id") FROM "movement"')[0]["values"][0][0]
+        now_ms = int(time.time() * 1000)
+        span = TimeRange(started_ms - 60_000, max(now_ms, int(last)) + 60_000, INTERVAL_MS)
+        yield Fill(influx, truth, span, truth["site"], truth["device"])
+    finally:
+        for proc in (edge, gateway):
+            if proc is not None and proc.proc is not None and proc.proc.poll() is None:
+                proc.proc.kill()
+                proc.proc.wait()
+        gateway._close_pipe()
+        if sim is not None:
+            sim.stop()
+        influx.stop()
+        broker.stop()
+
+
+# -- every target ------------------------------------------------------------------------
+
+TARGETS = [
+    pytest.param(name, panel["title"], target["refId"], id=f"{name}:{panel['id']}{target['refId']}")
+    for name, dashboard in DASHBOARDS.items()
+    for panel, target in grafana.influx_targets(dashboard)
+]
+
+
+def find(dashboard: str, title: str, ref: str = "A") -> dict[str, Any]:
+    for panel, target in grafana.influx_targets(DASHBOARDS[dashboard]):
+        if panel["title"] == title and target["refId"] == ref:
+            return target
+    raise AssertionError(f"no target {ref} in panel {title!r} of {dashboard}")
+
+
+def run_panel(
+    fill: Fill, dashboard: str, title: str, ref: str = "A", **values: list[str]
+) -> list[Series]:
+    ctx = fill.context(dashboard)
+    ctx.values.update(values)
+    return grafana.run_target(find(dashboard, title, ref), ctx, fill.run)
+
+
+@pytest.mark.parametrize(("dashboard", "title", "ref"), TARGETS)
+def test_every_target_runs_and_returns_data(
+    fill: Fill, dashboard: str, title: str, ref: str
+) -> None:
+    """The demo fills every panel: each target succeeds and returns at least one series
+    with at least one non-null value."""
+    series = run_panel(fill, dashboard, title, ref)
+    assert series, f"{title} {ref}: no series"
+    values = [v for s in series for row in s["values"] for v in row[1:] if v is not None]
+    assert values, f"{title} {ref}: only nulls"
+
+
+def test_a_broken_query_fails_the_same_check(fill: Fill) -> None:
+    ctx = fill.context("stock-movement.json")
+    good = find("stock-movement.json", "Stock per zone")
+    assert grafana.run_target(good, ctx, fill.run)
+    typo = {**good, "query": good["query"].replace("SELECT", "SELEC", 1)}
+    with pytest.raises(QueryError, match="error parsing query"):
+        grafana.run_target(typo, ctx, fill.run)
+    wrong_type = {**good, "query": good["query"].replace('last("count")', 'sum("nonexistent") +')}
+    with pytest.raises(QueryError):
+        grafana.run_target(wrong_type, ctx, fill.run)
+    undefined = {**good, "query": good["query"].replace("$zone", "$zones")}
+    with pytest.raises(QueryError, match="undefined variable"):
+        grafana.run_target(undefined, ctx, fill.run)
+    # and a panel whose query finds nothing fails the "returns data" test
+    empty = {**good, "query": good["query"].replace('"stock"', '"stocks"')}
+    assert grafana.run_target(empty, ctx, fill.run) == []
+
+
+# -- figures against the ground truth -----------------------------------------------------
+
+SM = "stock-movement.json"
+RH = "reader-health.json"
+PL = "pipeline.json"
+
+
+def sums_by(series: list[Series], *tags: str) -> dict[tuple[str, ...], float]:
+    out: dict[tuple[str, ...], float] = {}
+    for s in series:
+        key = tuple(s["tags"][t] for t in tags)
+        out[key] = out.get(key, 0) + sum(row[1] or 0 for row in s["values"])
+    return out
+
+
+def test_variables_resolve_to_the_scenario(fill: Fill) -> None:
+    ctx = fill.context(SM)
+    assert ctx.values["site"] == [fill.site]
+    assert ctx.values["device"] == [fill.device]
+    assert ctx.values["zone"] == sorted(fill.final_stock())
+    assert ctx.values["door"] == ["dock-door"]  # the variable's regex keeps the doors
+    assert ctx.values["staging"] == ["staging"]
+    rendered = grafana.render('"zone" =~ /^$zone$/ AND "site" =~ /^$site$/', ctx)
+    assert rendered == f'"zone" =~ /^(dock-door|staging|storage)$/ AND "site" =~ /^{fill.site}$/'
+    pctx = fill.context(PL)
+    assert pctx.values["gateway"] == ["gateway-test"]
+    rctx = fill.context(RH)
+    assert rctx.values["reader"] == ["r0"]
+
+
+def test_stock_per_zone_equals_the_final_ground_truth(fill: Fill) -> None:
+    want = fill.final_stock()
+    assert _last_by_tag(run_panel(fill, SM, "Stock per zone"), "zone") == want
+    assert _last_by_tag(run_panel(fill, SM, "Stock now"), "zone") == want
+
+
+def test_movement_counts_equal_the_ground_truth(fill: Fill) -> None:
+    per_zone = sums_by(run_panel(fill, SM, "Movements per zone"), "zone")
+    assert per_zone == {(z,): n for z, n in fill.per_zone().items()}
+    per_kind = sums_by(run_panel(fill, SM, "Movements in range"), "kind")
+    assert per_kind == {(k,): n for k, n in fill.per_kind().items()}
+    at_door = Counter((m["zone"], m["kind"]) for m in fill.moves() if m["zone"] == "dock-door")
+    got = sums_by(run_panel(fill, SM, "Movements per door, by kind"), "zone", "kind")
+    assert got == dict(at_door)
+    # the same through the reader-health view (per reader and zone)
+    by_reader = sums_by(
+        run_panel(fill, RH, "Movement events per reader and zone (antenna)"), "zone"
+    )
+    assert by_reader == {(z,): n for z, n in fill.per_zone().items()}
+
+
+def test_multi_value_selection_filters_with_a_regex(fill: Fill) -> None:
+    two = ["dock-door", "staging"]
+    series = run_panel(fill, SM, "Movements per zone", zone=two)
+    assert sums_by(series, "zone") == {(z,): fill.per_zone()[z] for z in two}
+    one = run_panel(fill, SM, "Movements per zone", zone=["storage"])
+    assert sums_by(one, "zone") == {("storage",): fill.per_zone()["storage"]}
+
+
+def test_inbound_and_outbound_per_door(fill: Fill) -> None:
+    inbound = sum(1 for m in fill.moves() if m["kind"] == "arrived" and m["zone"] == "dock-door")
+    outbound = sum(1 for m in fill.moves() if m["kind"] == "departed" and m["zone"] == "dock-door")
+    assert inbound > 0
+    assert outbound > 0
+    for title in ("Inbound vs outbound per dock door", "Inbound / outbound per door in range"):
+        assert sums_by(run_panel(fill, SM, title, "A"), "zone") == {("dock-door",): inbound}
+        assert sums_by(run_panel(fill, SM, title, "B"), "zone") == {("dock-door",): outbound}
+
+
+def test_staging_dwell_estimate(fill: Fill) -> None:
+    panel = next(
+        p for p in grafana.all_panels(DASHBOARDS[SM]) if p["title"].startswith("Average dwell")
+    )
+    math_target = next(t for t in panel["targets"] if t["refId"] == "C")
+    assert math_target["expression"] == "$A / $B"
+    item_seconds = run_panel(fill, SM, panel["title"], "A")[0]["values"][0][1]
+    exits = run_panel(fill, SM, panel["title"], "B")[0]["values"][0][1]
+    want_exits = sum(
+        1
+        for m in fill.moves()
+        if (m["kind"] == "moved" and m.get("from_zone") == "staging")
+        or (m["kind"] == "departed" and m["zone"] == "staging")
+    )
+    assert exits == want_exits
+    dwell = item_seconds / exits
+    assert math.isfinite(dwell)
+    assert dwell > 0
+
+
+def test_latest_movements_table(fill: Fill) -> None:
+    series = run_panel(fill, SM, "Latest movements")
+    table = grafana.rows(series[0])
+    total = expected_count(fill.truth)
+    assert len(table) == min(100, total)
+    times = [r["time"] for r in table]
+    assert times == sorted(times, reverse=True)
+    assert {r["kind"] for r in table} <= {"arrived", "moved", "departed"}
+    assert all(r["epc"] and r["zone"] and r["reader"] == "r0" for r in table)
+    assert all((r["from_zone"] is not None) == (r["kind"] == "moved") for r in table)
+
+
+def test_reader_health_figures(fill: Fill) -> None:
+    rates = run_panel(fill, RH, "Read rate per reader")
+    assert max(row[1] for s in rates for row in s["values"]) > 1.0
+    # the edge agent stopped cleanly at the end of the fill: its reader went offline last
+    assert _last_by_tag(run_panel(fill, RH, "Readers"), "reader") == {"r0": 0}
+    online = run_panel(fill, RH, "Reader online")
+    assert {row[1] for row in online[0]["values"] if row[1] is not None} == {0, 1}
+    assert run_panel(fill, RH, "Devices offline")[0]["values"][0][1] == 1  # stopped cleanly
+    reads = _last_by_tag(run_panel(fill, RH, "Reads since start"), "reader")
+    assert reads["r0"] > 100
+    table = grafana.rows(run_panel(fill, RH, "Errors by reason (since the edge agent started)")[0])
+    reasons = {k: v for k, v in table[0].items() if k.startswith("last_err_")}
+    assert reasons  # the demo scenario corrupts bytes: checksum errors at least
+    assert table[0]["total"] == sum(v or 0 for v in reasons.values())
+
+
+def test_pipeline_figures(fill: Fill) -> None:
+    letters = run_panel(fill, PL, "Dead letters (since gateway start)")
+    assert [row[1:] for row in letters[0]["values"]] == [[0, 0]]
+    links = run_panel(fill, PL, "Gateway links")
+    assert [row[1:] for row in links[0]["values"]] == [[1, 1]]
+    latency = run_panel(fill, PL, "InfluxDB write latency")
+    assert all(row[1] > 0 for row in latency[0]["values"] if row[1] is not None)
+    errors = run_panel(fill, PL, "InfluxDB write errors per interval")
+    assert {v for row in errors[0]["values"] for v in row[1:] if v is not None} == {0}
+    rate = run_panel(fill, PL, "Movements per second (edge event time)")
+    per_s = sum(row[1] for row in rate[0]["values"])
+    assert per_s * INTERVAL_MS / 1000 == pytest.approx(expected_count(fill.truth))
+    events = run_panel(fill, PL, "Events per second (gateway)")
+    assert max(row[1] or 0 for row in events[0]["values"]) > 0
