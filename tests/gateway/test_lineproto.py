@@ -188,6 +188,8 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         read_rate_per_s=120,
         reads_total=5000,
         error_counts={"checksum": 2, "reader_0x22": 1},
+        round_read_rate_per_s=310,
+        round_total_reads=62,
     )
     device = DeviceStatus(
         kind="device_status",
@@ -225,6 +227,8 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         "online": "integer",
         "read_rate_per_s": "float",
         "reads_total": "integer",
+        "round_read_rate_per_s": "integer",
+        "round_total_reads": "integer",
         "state": "string",
     }
     assert field_types(influxd, "device_status") == {
@@ -252,6 +256,10 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
     assert stock == [{"time": base, "site": "wh-1", "zone": "dock 1,a=b", "count": 42}]
     errors = influxd.rows('SELECT "err_checksum", "errors_total" FROM "reader_status"', DB)
     assert errors == [{"time": base, "err_checksum": 2, "errors_total": 3}]
+    rounds = influxd.rows(
+        'SELECT "round_read_rate_per_s", "round_total_reads" FROM "reader_status"', DB
+    )
+    assert rounds == [{"time": base, "round_read_rate_per_s": 310, "round_total_reads": 62}]
 
 
 def test_integer_rssi_or_float_count_would_conflict_in_influxd(influxd: Influxd) -> None:

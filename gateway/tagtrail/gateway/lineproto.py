@@ -119,6 +119,10 @@ def reader_status_line(event: ReaderStatus, ts_ns: int) -> str:
     for reason in sorted(event.error_counts):
         key = "".join(c if c.isalnum() or c == "_" else "_" for c in reason)
         fields.append(f"err_{key}={event.error_counts[reason]}i")
+    if event.round_read_rate_per_s is not None:
+        fields.append(f"round_read_rate_per_s={event.round_read_rate_per_s}i")
+    if event.round_total_reads is not None:
+        fields.append(f"round_total_reads={event.round_total_reads}i")
     return f"{reader_status_series(event)} {','.join(fields)} {ts_ns}"
 
 
