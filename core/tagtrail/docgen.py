@@ -94,6 +94,7 @@ def example_events() -> list[ev.AnyEvent]:
                 "epc": None,
                 "reader": "dock-camera",
                 "peak_rssi_dbm": None,
+                "attributes": {"batch": "L2611A", "expiry": "2027-06-30"},
             }
         ),
         reader,
@@ -190,11 +191,15 @@ def data_format_markdown() -> str:
         ev.SsccIdentity,
         ev.GtinSerialIdentity,
         ev.GtinQuantityIdentity,
+        ev.CodeIdentity,
     ):
         scheme = ident.model_fields["scheme"].annotation.__args__[0]  # type: ignore[union-attr]
         out += [f"### `{scheme}`", "", (ident.__doc__ or "").strip(), ""]
         out += _model_table(ident, defs)
         out.append("")
+    out += ["## Item attributes", "", (ev.ItemAttributes.__doc__ or "").strip(), ""]
+    out += _model_table(ev.ItemAttributes, defs)
+    out.append("")
     examples = example_events()
     out += [
         "## Example: a batch on the events topic",

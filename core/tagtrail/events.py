@@ -5,10 +5,10 @@ JSON array of them. They are frozen, reject unknown fields, carry ``schema_versi
 use timezone-aware datetimes and unit-suffixed names (``rssi_dbm``, ``read_rate_per_s``).
 
 Items are named by an :data:`Identity`: an EPC read from a UHF RFID tag, the code of a
-125 kHz EM4100 card, or a GS1 barcode identity (SSCC, GTIN + serial, GTIN + quantity).
-All five schemes are part of version 1,
-so camera and scanner readers add events without a breaking change. ``epc`` mirrors the
-EPC for RFID items and is ``null`` for barcode items.
+125 kHz EM4100 card, a GS1 barcode identity (SSCC, GTIN + serial, GTIN + quantity), or
+the symbology and text of any other barcode (``code``: a location label, an internal
+code). ``epc`` mirrors the EPC for RFID items and is ``null`` for barcode items. Barcode
+sightings may carry :class:`ItemAttributes` (GS1 batch and expiry date).
 
 MQTT topics (see :func:`events_topic` and :func:`status_topic`):
 
@@ -27,7 +27,7 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -157,8 +157,33 @@ class GtinQuantityIdentity(_Model):
     )
 
 
+class CodeIdentity(_Model):
+    """Any other barcode, by its symbology and text (a location label, an internal code)."""
+
+    scheme: Literal["code"] = Field(description="Identity scheme discriminator.")
+    symbology: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Symbology name, e.g. 'Code 128' or 'QR Code'.",
+        examples=["Code 128"],
+    )
+    symbology_id: str | None = Field(
+        default=None,
+        pattern=r"^\][A-Za-z][0-9A-Za-z]$",
+        description="AIM symbology identifier (ISO/IEC 15424), e.g. ']C0', when known.",
+    )
+    text: str = Field(
+        min_length=1, max_length=1024, description="The decoded text.", examples=["LOC-A-01"]
+    )
+
+
 AnyIdentity = (
-    EpcIdentity | Em4100Identity | SsccIdentity | GtinSerialIdentity | GtinQuantityIdentity
+    EpcIdentity
+    | Em4100Identity
+    | SsccIdentity
+    | GtinSerialIdentity
+    | GtinQuantityIdentity
+    | CodeIdentity
 )
 Identity = Annotated[AnyIdentity, Field(discriminator="scheme")]
 
@@ -176,6 +201,8 @@ def identity_key(identity: AnyIdentity) -> str:
             return f"gtin_serial:{gtin}:{serial}"
         case GtinQuantityIdentity(gtin=gtin, batch=batch):
             return f"gtin_quantity:{gtin}:{batch or ''}"
+        case CodeIdentity(symbology=symbology, symbology_id=symbology_id, text=text):
+            return f"code:{symbology_id or symbology}:{text}"
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -203,6 +230,17 @@ class _Envelope(_Model):
     device: Name = Field(description="Edge device that produced the event.")
 
 
+class ItemAttributes(_Model):
+    """What a barcode says about an item beyond its identity (GS1 application identifiers)."""
+
+    batch: str | None = Field(
+        default=None, min_length=1, max_length=20, description="Batch or lot number, AI (10)."
+    )
+    expiry: date | None = Field(
+        default=None, description="Expiration date, AI (17); day 00 means the month's last day."
+    )
+
+
 class _Movement(_Envelope):
     reader: Name = Field(description="Reader (as named in the edge config) that saw the item.")
     antenna: int = Field(ge=1, le=64, description="1-based antenna (or camera region) number.")
@@ -217,6 +255,10 @@ class _Movement(_Envelope):
     read_count: int = Field(ge=0, description="Reads of the item in this presence so far.")
     peak_rssi_dbm: float | None = Field(
         default=None, description="Strongest RSSI seen in this presence, dBm; null if unknown."
+    )
+    attributes: ItemAttributes | None = Field(
+        default=None,
+        description="Batch and expiry from the item's GS1 barcode, when it carries them.",
     )
 
     @model_validator(mode="after")

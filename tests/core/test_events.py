@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,41 @@ def test_barcode_identities_fit_version_1() -> None:
             {"scheme": "gtin_quantity", "gtin": "09506000134352", "quantity": 12},
             "gtin_quantity:09506000134352:",
         ),
+        (
+            {"scheme": "code", "symbology": "Code 128", "symbology_id": "]C0", "text": "LOC-A"},
+            "code:]C0:LOC-A",
+        ),
+        ({"scheme": "code", "symbology": "unknown", "text": "X 1"}, "code:unknown:X 1"),
     ]:
         event = ev.parse_message(json.dumps({**base, "identity": identity, "epc": None}))[0]
         assert isinstance(event, ev.Arrived)
         assert event.item_key == key
+
+
+def test_attributes_of_barcode_items() -> None:
+    base = {**_arrived(), "identity": {"scheme": "sscc", "sscc": "106141411234567897"}}
+    event = ev.parse_message(
+        json.dumps({**base, "epc": None, "attributes": {"batch": "L1", "expiry": "2027-02-28"}})
+    )[0]
+    assert isinstance(event, ev.Arrived)
+    assert event.attributes == ev.ItemAttributes(batch="L1", expiry=date(2027, 2, 28))
+    for bad in ({"batch": ""}, {"expiry": "2027-02-30"}, {"colour": "red"}):
+        with pytest.raises(ContractError, match="attributes"):
+            ev.parse_message(json.dumps({**base, "epc": None, "attributes": bad}))
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"scheme": "code", "symbology": "Code 128", "symbology_id": "C0", "text": "x"},
+        {"scheme": "code", "symbology": "Code 128", "text": ""},
+        {"scheme": "code", "symbology": "", "text": "x"},
+        {"scheme": "code", "symbology": "QR Code", "text": "x" * 1025},
+    ],
+)
+def test_bad_code_identities_are_rejected(identity: dict[str, object]) -> None:
+    with pytest.raises(ContractError, match="identity"):
+        ev.parse_message(json.dumps({**_arrived(), "identity": identity, "epc": None}))
 
 
 def test_topics() -> None:

@@ -5,15 +5,17 @@ pseudo-terminals written by this test (lines, and recorded key events typed by
 tests/support/keyboard.py; the wedge's grab is off because a pty is not an evdev device).
 The agent, broker, gateway and influxd are the real programs. A pallet label scanned at
 dock A arrives there, a repeat is suppressed, scanned at dock B it moves; a case label
-(GTIN + serial) and an RFID handheld's EPC line arrive; a location label and a label with
-a bad check digit name no item. The gateway's API then holds the scanned positions and
-stock, and InfluxDB the movements.
+(GTIN + serial, with its batch and expiry) and an RFID handheld's EPC line arrive; a
+location label arrives as a ``code`` identity; a label with a bad check digit is refused.
+The gateway's API then holds the scanned positions and stock, and InfluxDB the movements
+with the case's batch and expiry.
 """
 
 from __future__ import annotations
 
 import os
 import tty
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.slow
 PALLET = "sscc:106141411234567897"
 CASE = "gtin_serial:09501101020917:10"
 EPC = "E200301666130121155074EF"
+LOCATION = "code:]C0:LOC-A-01"
 
 
 class Pty:
@@ -114,27 +117,32 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
         gun.write(b"]C100106141411234567897\r")  # trigger pulled twice: suppressed
         gun.write(b"]C0LOC-A-01\r]C100106141411234567898\r")  # location label, bad check
         gun.write(EPC.encode() + b"\r")  # an RFID handheld's EPC line
-        wait_for(lambda: len(keys()) == 2, 20, f"two arrivals ({edge.logs()[-2000:]})")
+        wait_for(lambda: len(keys()) == 3, 20, f"three arrivals ({edge.logs()[-2000:]})")
         wedge.write(kb.type_scan("]C100106141411234567897"))  # the pallet at dock B
         wedge.write(kb.type_scan("]d201095011010209171719050810ABCD1234\x1d2110", gs="alt"))
-        wait_for(lambda: len(keys()) == 4, 20, f"move and case ({edge.logs()[-2000:]})")
+        wait_for(lambda: len(keys()) == 5, 20, f"move and case ({edge.logs()[-2000:]})")
 
         assert keys() == [
             ("arrived", PALLET, "dock-a"),
+            ("arrived", LOCATION, "dock-a"),
             ("arrived", f"epc:{EPC}", "dock-a"),
             ("moved", PALLET, "dock-b"),
             ("arrived", CASE, "dock-b"),
         ]
-        moved = collector.movements()[2]
+        case_event = collector.movements()[4]
+        assert case_event.attributes is not None
+        assert case_event.attributes.batch == "ABCD1234"
+        assert case_event.attributes.expiry == date(2019, 5, 8)
+        moved = collector.movements()[3]
         assert isinstance(moved, Moved)
         assert (moved.from_zone, moved.reader, moved.read_count) == ("dock-a", "wedge-b", 3)
         assert moved.epc is None
-        assert isinstance(collector.movements()[1], Arrived)
-        assert collector.movements()[1].epc == EPC
+        assert isinstance(collector.movements()[2], Arrived)
+        assert collector.movements()[2].epc == EPC
 
         def gateway_has_all() -> bool:
             items = gateway.get("/v1/items", limit=100)["items"]
-            return len(items) == 3
+            return len(items) == 4
 
         wait_for(gateway_has_all, 20, f"gateway positions ({gateway.logs()[-2000:]})")
         pallet = gateway.get(f"/v1/items/{PALLET}")
@@ -143,13 +151,13 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
         case = gateway.get(f"/v1/items/{CASE}")
         assert case["identity"]["serial"] == "10"
         stock = {z["zone"]: z["count"] for z in gateway.get("/v1/zones")["zones"]}
-        assert stock == {"dock-a": 1, "dock-b": 2}
+        assert stock == {"dock-a": 2, "dock-b": 2}
 
         assert edge.terminate() == 0
         with collector.lock:
             final = [e for e in collector.events if isinstance(e, ReaderStatus)]
         gun_counts = [s.error_counts for s in final if s.reader == "gun-a"][-1]
-        assert gun_counts.get("not_item") == 1
+        assert "not_item" not in gun_counts
         assert gun_counts.get("gs1_invalid") == 1
         assert collector.invalid == []
 
@@ -157,8 +165,11 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
             rows = influxd.rows("SELECT item FROM movement", db="tagtrail")
             return sorted(str(r["item"]) for r in rows)
 
-        wait_for(lambda: len(influx_items()) == 4, 20, "movements in InfluxDB")
-        assert influx_items() == sorted([PALLET, PALLET, CASE, f"epc:{EPC}"])
+        wait_for(lambda: len(influx_items()) == 5, 20, "movements in InfluxDB")
+        assert influx_items() == sorted([PALLET, PALLET, CASE, LOCATION, f"epc:{EPC}"])
+        rows = influxd.rows("SELECT item, batch, expiry FROM movement", db="tagtrail")
+        attrs = [(r["batch"], r["expiry"]) for r in rows if r["item"] == CASE]
+        assert attrs == [("ABCD1234", "2019-05-08")]
 
         def gateway_stats() -> dict[str, object]:
             rows = influxd.rows(
@@ -169,7 +180,7 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
             return rows[0] if rows else {}
 
         # every movement and every reader status the edge sent is counted
-        wait_for(lambda: int(str(gateway_stats().get("events", 0))) >= 4, 20, "gateway stats")
+        wait_for(lambda: int(str(gateway_stats().get("events", 0))) >= 5, 20, "gateway stats")
         assert gateway_stats()["dead_letters"] == 0
     finally:
         if edge.proc is not None and edge.proc.poll() is None:

@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from tagtrail.clock import ManualClock
-from tagtrail.events import GtinSerialIdentity, SsccIdentity
+from tagtrail.events import CodeIdentity, GtinSerialIdentity, ItemAttributes, SsccIdentity
 from tagtrail.readers.ascii import AsciiScanner
 from tagtrail.readers.config import AsciiScannerConfig, HidScannerConfig
 from tagtrail.readers.hid import HidScanner
@@ -102,11 +103,11 @@ def test_line_scanner_reads_identities_epcs_and_counts_the_rest(tmp_path: Path) 
             await rec.until(rec.online)
             for line in (SSCC, GTIN_SERIAL, EPC, BAD_CHECK_DIGIT, LOCATION, "A\x07B"):
                 peer.write(line.encode() + b"\r")
-            await rec.until(lambda: len(rec.reads) == 3)
+            await rec.until(lambda: len(rec.reads) == 4)
             peer.write(SSCC.encode())  # no CR: flushed as truncated when the line idles
             await asyncio.sleep(0.3)
             peer.write(SSCC.encode() + b"\r")
-            await rec.until(lambda: len(rec.reads) == 4)
+            await rec.until(lambda: len(rec.reads) == 5)
         finally:
             peer.close()
 
@@ -121,17 +122,21 @@ def test_line_scanner_reads_identities_epcs_and_counts_the_rest(tmp_path: Path) 
         SsccIdentity(scheme="sscc", sscc="106141411234567897"),
         GtinSerialIdentity(scheme="gtin_serial", gtin="09501101020917", serial="10"),
         None,
+        CodeIdentity(scheme="code", symbology="Code 128", symbology_id="]C0", text="LOC-A-01"),
         SsccIdentity(scheme="sscc", sscc="106141411234567897"),
     ]
+    assert rec.reads[1].attributes == ItemAttributes(batch="ABCD1234", expiry=date(2019, 5, 8))
+    assert rec.reads[0].attributes is None
+    assert rec.reads[3].epc == "code:]C0:LOC-A-01"
     assert rec.reads[0].epc == "sscc:106141411234567897"
     assert rec.reads[2].epc == EPC
     assert {(r.reader, r.antenna, r.rssi_dbm) for r in rec.reads} == {("gun-1", 1, None)}
     counts = driver.snapshot().error_counts
     assert counts["gs1_invalid"] == 1
-    assert counts["not_item"] == 1
+    assert "not_item" not in counts
     assert counts["sanity"] == 1
     assert counts["truncated"] == 1
-    assert driver.snapshot().reads_total == 4
+    assert driver.snapshot().reads_total == 5
 
 
 def test_line_scanner_with_prefix_and_tab_suffix(tmp_path: Path) -> None:

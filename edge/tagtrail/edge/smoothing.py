@@ -57,6 +57,7 @@ from tagtrail.events import (
     Departed,
     Em4100Identity,
     EpcIdentity,
+    ItemAttributes,
     Moved,
     identity_key,
     new_event_id,
@@ -98,6 +99,7 @@ class _Track:
 @dataclass(slots=True)
 class _Sighting:
     identity: AnyIdentity
+    attributes: ItemAttributes | None
     zone: str
     reader: str
     antenna: int
@@ -265,13 +267,24 @@ class Smoother:
         if seen is None or from_zone is None:
             # New, or a re-confirmation in the same zone: a fresh presence.
             seen = _Sighting(
-                identity, zone, read.reader, read.antenna, read.time, read.mono, read.time, 0, None
+                identity,
+                read.attributes,
+                zone,
+                read.reader,
+                read.antenna,
+                read.time,
+                read.mono,
+                read.time,
+                0,
+                None,
             )
             self.sightings[key] = seen
             self.sightings.move_to_end(key)
             if len(self.sightings) > self.max_sightings:
                 self.sightings.popitem(last=False)
                 self.stats.sightings_forgotten += 1
+        if read.attributes is not None:
+            seen.attributes = read.attributes
         seen.zone = zone
         seen.reader = read.reader
         seen.antenna = read.antenna
@@ -294,6 +307,7 @@ class Smoother:
             "last_seen": seen.last_time,
             "read_count": seen.read_count,
             "peak_rssi_dbm": seen.peak_rssi,
+            "attributes": seen.attributes,
         }
         if from_zone is not None:
             self.stats.moved += 1

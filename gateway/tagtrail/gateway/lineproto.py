@@ -91,6 +91,12 @@ def movement_line(event: Arrived | Moved | Departed, ts_ns: int) -> str:
     if event.peak_rssi_dbm is not None and math.isfinite(event.peak_rssi_dbm):
         # NaN and infinities pass the contract but are not valid line protocol
         fields.append("rssi_dbm=" + float_field(event.peak_rssi_dbm))
+    attributes = event.attributes
+    if attributes is not None:
+        if attributes.batch is not None:
+            fields.append("batch=" + string_field(attributes.batch))
+        if attributes.expiry is not None:
+            fields.append("expiry=" + string_field(attributes.expiry.isoformat()))
     return f"{movement_series(event)} {','.join(fields)} {ts_ns}"
 
 

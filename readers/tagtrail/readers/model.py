@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from tagtrail.events import AnyIdentity
+from tagtrail.events import AnyIdentity, ItemAttributes
 
 ReaderState = Literal["connecting", "online", "offline", "error"]
 
@@ -32,6 +32,8 @@ class RawRead:
     identity: AnyIdentity | None = None
     """A barcode scan's GS1 identity (SSCC, GTIN + serial, GTIN + quantity). When set,
     ``epc`` holds its :func:`~tagtrail.events.identity_key` and ``scheme`` is ignored."""
+    attributes: ItemAttributes | None = None
+    """Batch and expiry a GS1 barcode carries beside its identity."""
 
 
 @dataclass(slots=True)

@@ -13,10 +13,12 @@ identifier) and hand them to :class:`ScanInterpreter`:
 * a GS1 payload that cannot be trusted (bad check digit, merged fields after a missing GS,
   impossible date) is counted as ``gs1_invalid`` and logged with the reason; it is never
   turned into a wrong identity;
-* anything else (a location label in Code 128, a URL in a QR code, GS1 without an item
-  key such as a bare batch label) is counted as ``not_item`` and logged with its
-  symbology and text. Event version 1 has no identity for free text; the camera reader
-  issue adds one.
+* GS1 batch (10) and expiry (17) travel with the identity as
+  :class:`~tagtrail.events.ItemAttributes`;
+* any other symbol (a location label in Code 128, a URL in a QR code) is a ``code``
+  identity: its symbology name, AIM identifier when known, and text;
+* GS1 data without an item key (a bare batch label) is counted as ``not_item`` and
+  logged with its text.
 
 Every scan is read from antenna 1 (the scanner is its own read point) without RSSI.
 """
@@ -27,14 +29,15 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from tagtrail.events import identity_key
+from tagtrail.events import AnyIdentity, CodeIdentity, ItemAttributes, identity_key
 from tagtrail.readers.gs1 import Gs1Error, parse_scan
 from tagtrail.readers.model import RawRead
 from tagtrail.readers.protocols.ascii_lines import Scan, epc_of
 
 logger = logging.getLogger(__name__)
 
-SCAN_OUTCOMES = ("epc", "gs1", "gs1_invalid", "not_item")
+SCAN_OUTCOMES = ("epc", "gs1", "code", "gs1_invalid", "not_item")
+MAX_CODE_TEXT = 1024
 
 
 class ScanInterpreter:
@@ -66,16 +69,35 @@ class ScanInterpreter:
         except Gs1Error as exc:
             self._note("gs1_invalid", f"GS1 scan rejected ({exc}): {scan.text!r}")
             return None
-        if result.identity is None:
-            self._note(
-                "not_item",
-                f"scan names no item ({result.symbology}, "
-                f"{'GS1' if result.is_gs1 else 'not GS1'}): {scan.text!r}",
+        identity: AnyIdentity
+        attributes: ItemAttributes | None = None
+        if result.identity is not None:
+            self._note("gs1")
+            identity = result.identity
+            batch = result.elements.get("10")
+            if batch is not None or result.expiry is not None:
+                attributes = ItemAttributes(batch=batch, expiry=result.expiry)
+        elif not result.is_gs1 and len(scan.text) <= MAX_CODE_TEXT:
+            self._note("code")
+            identity = CodeIdentity(
+                scheme="code",
+                symbology=result.symbology[:64],
+                symbology_id=scan.symbology,
+                text=scan.text,
             )
+        else:
+            self._note("not_item", f"scan names no item ({result.symbology}): {scan.text!r}")
             return None
-        self._note("gs1")
-        identity = result.identity
-        return RawRead(self.reader, 1, identity_key(identity), None, mono, wall, identity=identity)
+        return RawRead(
+            self.reader,
+            1,
+            identity_key(identity),
+            None,
+            mono,
+            wall,
+            identity=identity,
+            attributes=attributes,
+        )
 
     def _note(self, outcome: str, problem: str | None = None) -> None:
         self.outcomes[outcome] += 1
