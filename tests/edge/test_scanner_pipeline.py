@@ -19,9 +19,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from tagtrail.devservices import free_port
 from tagtrail.events import Arrived, Moved, ReaderStatus
 from tests.support import keyboard as kb
 from tests.support.influxd import Influxd
@@ -56,7 +59,9 @@ class Pty:
         os.close(self.master)
 
 
-def _edge_config(workdir: Path, gun: Path, wedge: Path, broker_port: int) -> Path:
+def _edge_config(
+    workdir: Path, gun: Path, wedge: Path, broker_port: int, metrics_port: int
+) -> Path:
     cfg: dict[str, Any] = {
         "site": "wh-test",
         "device": "docks",
@@ -79,23 +84,43 @@ def _edge_config(workdir: Path, gun: Path, wedge: Path, broker_port: int) -> Pat
         },
         "outbox": {"path": str(workdir / "outbox.sqlite"), "synchronous": "normal"},
         "status": {"heartbeat_s": 30},
+        "metrics": {"port": metrics_port},
     }
     path = workdir / "edge.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample at ``http://127.0.0.1:port/metrics`` by (name, sorted labels)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd) -> None:
+    edge_metrics, gateway_metrics = free_port(), free_port()
     gun, wedge = Pty(tmp_path / "ttyACM0"), Pty(tmp_path / "event-kbd")
     collector = Collector(mosquitto.port)
     edge = EdgeProcess(
-        _edge_config(tmp_path, tmp_path / "ttyACM0", tmp_path / "event-kbd", mosquitto.port),
+        _edge_config(
+            tmp_path, tmp_path / "ttyACM0", tmp_path / "event-kbd", mosquitto.port, edge_metrics
+        ),
         tmp_path,
     )
     gw_dir = tmp_path / "gw"
     gw_dir.mkdir()
     gateway = GatewayProcess(
-        gateway_config(gw_dir, broker_port=mosquitto.port, influx_url=influxd.url), gw_dir
+        gateway_config(
+            gw_dir,
+            broker_port=mosquitto.port,
+            influx_url=influxd.url,
+            extra={"metrics": {"port": gateway_metrics}},
+        ),
+        gw_dir,
     )
     try:
         gateway.start()
@@ -152,6 +177,36 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
         assert case["identity"]["serial"] == "10"
         stock = {z["zone"]: z["count"] for z in gateway.get("/v1/zones")["zones"]}
         assert stock == {"dock-a": 2, "dock-b": 2}
+
+        edge_scrape = scrape(edge_metrics)
+        assert (
+            edge_scrape[("tagtrail_reader_reads_total", (("reader", "gun-a"), ("type", "ascii")))]
+            == 4
+        )
+        assert (
+            edge_scrape[("tagtrail_reader_reads_total", (("reader", "wedge-b"), ("type", "hid")))]
+            == 2
+        )
+        assert (
+            edge_scrape[
+                ("tagtrail_reader_errors_total", (("reader", "gun-a"), ("reason", "gs1_invalid")))
+            ]
+            == 1
+        )
+        assert edge_scrape[("tagtrail_edge_events_total", (("kind", "moved"),))] == 1
+        assert edge_scrape[("tagtrail_edge_events_total", (("kind", "arrived"),))] == 4
+        assert edge_scrape[("tagtrail_edge_publish_rtt_seconds_count", ())] >= 1
+        assert edge_scrape[("tagtrail_edge_mqtt_connected", ())] == 1
+        assert ("tagtrail_edge_outbox_depth", ()) in edge_scrape
+        assert edge_scrape[("tagtrail_reader_online", (("reader", "gun-a"),))] == 1
+
+        gateway.get("/v1/zones")
+        gw_scrape = scrape(gateway_metrics)
+        assert gw_scrape[("tagtrail_gateway_events_total", ())] >= 5
+        assert gw_scrape[("tagtrail_gateway_influx_write_seconds_count", ())] >= 1
+        assert gw_scrape[("tagtrail_gateway_mqtt_connected", ())] == 1
+        zones_ok = (("method", "GET"), ("route", "/v1/zones"), ("status", "2xx"))
+        assert gw_scrape[("tagtrail_gateway_api_request_seconds_count", zones_ok)] >= 2
 
         assert edge.terminate() == 0
         with collector.lock:

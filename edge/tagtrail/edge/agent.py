@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from tagtrail import __version__
 from tagtrail.clock import Clock, ScaledClock, SystemClock
 from tagtrail.edge.config import EdgeConfig
+from tagtrail.edge.metrics import edge_metrics
 from tagtrail.edge.outbox import Outbox
 from tagtrail.edge.publisher import Publisher
 from tagtrail.edge.smoothing import MovementEvent, Smoother
@@ -43,6 +44,7 @@ from tagtrail.events import (
     ReaderStatus,
     new_event_id,
 )
+from tagtrail.metrics import MetricsServer, new_registry
 from tagtrail.readers.ascii import AsciiScanner
 from tagtrail.readers.chafon import ChafonReader
 from tagtrail.readers.config import (
@@ -152,6 +154,7 @@ class EdgeAgent:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events_emitted = 0
+        self.metrics_port: int | None = None
 
     # -- callbacks from drivers ------------------------------------------------
 
@@ -258,6 +261,14 @@ class EdgeAgent:
             await asyncio.sleep(self.config.status.heartbeat_s / self.config.time_scale)
             await self.heartbeat()
 
+    async def _start_metrics(self) -> MetricsServer | None:
+        cfg = self.config.metrics
+        if cfg.port is None:
+            return None
+        server = MetricsServer(new_registry(lambda: edge_metrics(self)), cfg.host, cfg.port)
+        self.metrics_port = await server.start()
+        return server
+
     async def heartbeat(self) -> None:
         """Record every reader's status and republish the retained device status."""
         statuses = [self._reader_status(d.snapshot()) for d in self.drivers]
@@ -275,6 +286,7 @@ class EdgeAgent:
             len(self.drivers),
             self.outbox.depth(),
         )
+        metrics = await self._start_metrics()
         tasks = [asyncio.create_task(d.run(), name=f"reader-{d.reader_id}") for d in self.drivers]
         tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
         tasks.append(asyncio.create_task(self._tick_loop(), name="smoothing-tick"))
@@ -304,6 +316,8 @@ class EdgeAgent:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             self.outbox.close()
+            if metrics is not None:
+                await metrics.close()
             log.info("edge agent stopped")
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from tagtrail.configfile import load_config
 from tagtrail.events import Name
+from tagtrail.metrics import MetricsConfig
 from tagtrail.readers.config import ReaderConfig
 
 ENV_PREFIX = "TAGTRAIL_EDGE"
@@ -163,6 +164,9 @@ class EdgeConfig(_Strict):
     )
     status: StatusConfig = Field(default_factory=StatusConfig, description="Status messages.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Prometheus metrics endpoint (off by default)."
+    )
     time_scale: float = Field(
         default=1.0,
         gt=0,

@@ -55,6 +55,7 @@ from tagtrail.edge.config import MqttConfig
 from tagtrail.edge.outbox import Outbox, OutboxRow
 from tagtrail.errors import OutboxError, PublishError
 from tagtrail.events import encode_payloads, events_topic, status_topic
+from tagtrail.metrics import LatencyHistogram
 from tagtrail.mqttio import AUTH_REASONS, PahoLoop, TrackingSSLContext, make_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class PublisherStats:
     """The latest connection or publish error, human-readable; kept after a recovery."""
     last_rtt_s: float | None = None
     """Latest publish -> PUBACK round trip of an event message, by the injected clock."""
+    rtt: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Every publish -> PUBACK round trip of an event message, seconds."""
 
 
 @dataclass(eq=False)
@@ -515,7 +518,9 @@ class Publisher:
         if batch is None:
             return
         self.stats.inflight = len(conn.inflight)
-        self.stats.last_rtt_s = self._clock.monotonic() - batch.sent_at
+        rtt = self._clock.monotonic() - batch.sent_at
+        self.stats.last_rtt_s = rtt
+        self.stats.rtt.observe(rtt)
         self._wake.set()
         if reason_code.is_failure:
             self._schedule_retry(conn, batch, reason_code)

@@ -22,6 +22,7 @@ at runtime, and they refer to names local to :func:`create_app`.)
 import hmac
 import logging
 import re
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -39,6 +40,7 @@ from tagtrail.events import Identity
 from tagtrail.gateway.config import ApiConfig, Scope
 from tagtrail.gateway.store import CursorError, ItemPosition, PositionStore, ZoneStock
 from tagtrail.gateway.stream import Broadcaster
+from tagtrail.metrics import LatencyHistogram
 
 __all__ = [
     "Broadcaster",
@@ -473,6 +475,39 @@ class BearerScope(HTTPBearer):
         return HTTPAuthorizationCredentials(scheme="Bearer", credentials=given)
 
 
+RouteKey = tuple[str, str, str]
+"""(method, route path template, status class such as ``2xx``)."""
+
+
+class RequestTimer:
+    """ASGI middleware: time from request to response start, per method, route template and
+    status class, into :class:`~tagtrail.metrics.LatencyHistogram` objects. Timing stops
+    at the response headers, so a long-lived ``/v1/stream`` counts its time to connect."""
+
+    def __init__(self, app: Any, latencies: dict[RouteKey, LatencyHistogram]) -> None:
+        self.app = app
+        self.latencies = latencies
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                key = (str(scope.get("method", "")), path, f"{message.get('status', 0) // 100}xx")
+                hist = self.latencies.get(key)
+                if hist is None:
+                    hist = self.latencies[key] = LatencyHistogram()
+                hist.observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def create_app(
     store: PositionStore,
     config: ApiConfig,
@@ -503,6 +538,8 @@ def create_app(
             {"name": "health", "description": "Liveness and readiness (no token needed)."},
         ],
     )
+    app.state.request_latency = {}
+    app.add_middleware(RequestTimer, latencies=app.state.request_latency)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from tagtrail.configfile import load_config
+from tagtrail.metrics import MetricsConfig
 
 ENV_PREFIX = "TAGTRAIL_GATEWAY"
 
@@ -220,6 +221,9 @@ class GatewayConfig(_Strict):
         default_factory=InfluxWriteConfig, description="InfluxDB write behaviour."
     )
     api: ApiConfig = Field(description="HTTP API.")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Prometheus metrics endpoint (off by default)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
     )

@@ -57,6 +57,7 @@ from tagtrail.clock import Clock
 from tagtrail.errors import TagtrailError
 from tagtrail.gateway.config import InfluxV1Config, InfluxV2Config, InfluxWriteConfig
 from tagtrail.gateway.lineproto import time_ns
+from tagtrail.metrics import LatencyHistogram
 
 logger = logging.getLogger(__name__)
 
@@ -518,6 +519,8 @@ class WriterStats:
     """Latest failure or rejection, human-readable; kept after a recovery."""
     last_write_latency_s: float | None = None
     """Duration of the latest successful write request, by the injected clock."""
+    write_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Durations of successful write requests, seconds."""
     influx_ok: bool = False
     """InfluxDB took our latest write (or answered at start). False after a retryable
     failure or an auth/not-found rejection of a whole batch, until a write succeeds."""
@@ -643,7 +646,9 @@ class InfluxWriter:
                 self._queue.lines_done([seq for seq, _ in chunk])
                 self.stats.points_written += len(chunk)
                 self.stats.batches += 1
-                self.stats.last_write_latency_s = self._clock.monotonic() - started
+                latency = self._clock.monotonic() - started
+                self.stats.last_write_latency_s = latency
+                self.stats.write_latency.observe(latency)
                 self.stats.influx_ok = True
                 self._probe_when_idle = True
                 continue

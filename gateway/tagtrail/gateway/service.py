@@ -37,7 +37,9 @@ from tagtrail.gateway.api import Broadcaster, create_app
 from tagtrail.gateway.config import GatewayConfig
 from tagtrail.gateway.consumer import Consumer
 from tagtrail.gateway.influx import InfluxQuery, InfluxWriter, make_backend
+from tagtrail.gateway.metrics import gateway_metrics
 from tagtrail.gateway.store import SqliteStore
+from tagtrail.metrics import MetricsServer, new_registry
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class Gateway:
         self.api_port: int | None = None
         self._server: _Server | None = None
         self._stats_ts = 0
+        self.metrics_port: int | None = None
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -108,6 +111,14 @@ class Gateway:
             ts = self._stats_ts + 1
         self._stats_ts = ts
         return lineproto.gateway_stats_line(self.config.mqtt.client_id, counters, gauges, ts)
+
+    async def _start_metrics(self) -> MetricsServer | None:
+        cfg = self.config.metrics
+        if cfg.port is None:
+            return None
+        server = MetricsServer(new_registry(lambda: gateway_metrics(self)), cfg.host, cfg.port)
+        self.metrics_port = await server.start()
+        return server
 
     def readiness(self) -> dict[str, bool]:
         return {"mqtt": self.consumer.connected, "influxdb": self.writer.stats.influx_ok}
@@ -146,6 +157,7 @@ class Gateway:
             asyncio.create_task(self.consumer.run(), name="mqtt-consumer"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        metrics = await self._start_metrics()
         serving = asyncio.create_task(server.serve(), name="api")
         watchers: list[asyncio.Task[Any]] = [serving]
         if stop is not None:
@@ -165,6 +177,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
             await self.writer.close(timeout_s=5.0)
+            if metrics is not None:
+                await metrics.close()
             for task in [*tasks, *watchers]:
                 task.cancel()
             for task in [*tasks, *watchers, started]:
