@@ -12,7 +12,7 @@ import yaml
 
 from tagtrail import __version__
 from tagtrail.errors import ConfigError, TagtrailError
-from tagtrail.logsetup import setup_logging
+from tagtrail.logsetup import set_process_context, setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,6 +111,7 @@ def edge_run(ctx: click.Context, config_path: Path) -> None:
         sys.exit(2)
     if ctx.obj.get("log_level") is None:
         setup_logging(cfg.logging.level, ctx.obj.get("log_format", "text"))
+    set_process_context(site=cfg.site, device=cfg.device)
     try:
         run_agent(cfg)
     except TagtrailError as exc:
@@ -145,6 +146,7 @@ def gateway_run(ctx: click.Context, config_path: Path) -> None:
         sys.exit(2)
     if ctx.obj.get("log_level") is None:
         setup_logging(cfg.log_level, ctx.obj.get("log_format", "text"))
+    set_process_context(gateway=cfg.mqtt.client_id)
     try:
         run_gateway(cfg, on_ready=lambda url: click.echo(f"API {url}"))
     except TagtrailError as exc:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from tagtrail import __version__
+from tagtrail import __version__, logsetup
 from tagtrail.clock import Clock, ScaledClock, SystemClock
 from tagtrail.edge.config import EdgeConfig
 from tagtrail.edge.metrics import edge_metrics
@@ -287,7 +287,9 @@ class EdgeAgent:
             self.outbox.depth(),
         )
         metrics = await self._start_metrics()
-        tasks = [asyncio.create_task(d.run(), name=f"reader-{d.reader_id}") for d in self.drivers]
+        tasks = [
+            asyncio.create_task(_run_reader(d), name=f"reader-{d.reader_id}") for d in self.drivers
+        ]
         tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
         tasks.append(asyncio.create_task(self._tick_loop(), name="smoothing-tick"))
         tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
@@ -319,6 +321,12 @@ class EdgeAgent:
             if metrics is not None:
                 await metrics.close()
             log.info("edge agent stopped")
+
+
+async def _run_reader(driver: ReaderDriver) -> None:
+    """Run one driver with ``reader=<id>`` on every log record it (and its callbacks) makes."""
+    logsetup.bind(reader=driver.reader_id)
+    await driver.run()
 
 
 def _presence_changes(
