@@ -13,6 +13,7 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(influxdb)
 command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # the TLS tests make certificates
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)   # verifies deploy/systemd units
 
 PY=""
 for cand in python3.11 python3.12 python3.13 python3; do
