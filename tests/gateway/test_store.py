@@ -716,3 +716,37 @@ def test_em4100_cards_are_items_too(tmp_path: Path) -> None:
         assert item.epc is None
         assert item.identity == {"scheme": "em4100", "code": "67003B51C6"}
         assert any('epc="em4100:67003B51C6"' in line for _, line in store.pending_lines(10))
+
+
+def test_dwell_in_the_zone_an_item_leaves(tmp_path: Path) -> None:
+    with open_store(tmp_path / "s.sqlite") as store:
+        steps = [
+            (movement(1, "arrived", zone="dock", at=0), None),
+            (movement(1, "arrived", zone="dock", at=5), None),  # seen again, same zone
+            (movement(1, "moved", zone="staging", at=30), 30.0),  # 30 s at the dock
+            (movement(1, "moved", zone="aisle-3", from_zone="staging", at=100), 70.0),
+            (movement(1, "departed", zone="aisle-3", at=160), 60.0),
+            (movement(1, "arrived", zone="dock", at=200), None),  # back: a new presence
+            (movement(1, "moved", zone="staging", at=150), None),  # older: out of order
+        ]
+        for event, dwell in steps:
+            result = store.apply([event])
+            if result.changes:
+                assert result.changes[0].dwell_s == dwell, event
+            else:
+                assert dwell is None
+        lines = [line for _, line in store.pending_lines(100)]
+        dwells: list[float | None] = []
+        for line in lines:
+            fields = dict(f.split("=", 1) for f in line.split(" ")[1].split(","))
+            dwells.append(float(fields["dwell_s"]) if "dwell_s" in fields else None)
+        assert dwells == [None, None, 30.0, 70.0, 60.0, None, None]
+
+
+def test_dwell_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with open_store(path) as store:
+        store.apply([movement(2, "arrived", zone="dock", at=0)])
+    with open_store(path) as store:
+        result = store.apply([movement(2, "moved", zone="staging", at=42)])
+        assert result.changes[0].dwell_s == 42.0

@@ -76,8 +76,11 @@ def movement_series(event: Arrived | Moved | Departed) -> str:
     )
 
 
-def movement_line(event: Arrived | Moved | Departed, ts_ns: int) -> str:
-    """One ``movement`` point. ``ts_ns`` must be unique within the series."""
+def movement_line(
+    event: Arrived | Moved | Departed, ts_ns: int, *, dwell_s: float | None = None
+) -> str:
+    """One ``movement`` point. ``ts_ns`` must be unique within the series. ``dwell_s`` is
+    the time the item spent in the zone this event takes it out of, when known."""
     item = event.item_key
     fields = [
         "epc=" + string_field(event.epc if event.epc is not None else item),
@@ -91,6 +94,8 @@ def movement_line(event: Arrived | Moved | Departed, ts_ns: int) -> str:
     if event.peak_rssi_dbm is not None and math.isfinite(event.peak_rssi_dbm):
         # NaN and infinities pass the contract but are not valid line protocol
         fields.append("rssi_dbm=" + float_field(event.peak_rssi_dbm))
+    if dwell_s is not None and math.isfinite(dwell_s):
+        fields.append("dwell_s=" + float_field(dwell_s))
     attributes = event.attributes
     if attributes is not None:
         if attributes.batch is not None:

@@ -127,6 +127,13 @@ _SCHEMA = (
     # Keyset pages of one zone walk this index in item order. Departed items (zone NULL)
     # are left out of it; 'zone = ?' implies 'zone IS NOT NULL', so SQLite uses it.
     "CREATE INDEX IF NOT EXISTS items_by_zone ON items (zone, item) WHERE zone IS NOT NULL",
+    # When each present item entered its current zone, for dwell times.
+    """
+    CREATE TABLE IF NOT EXISTS zone_since (
+        item TEXT PRIMARY KEY,
+        since_us INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
     """
     CREATE TABLE IF NOT EXISTS stock (
         site TEXT NOT NULL,
@@ -206,6 +213,9 @@ class PositionChange:
     from_zone: str | None
     to_zone: str | None
     event: MovementEvent
+    dwell_s: float | None = None
+    """Seconds the item spent in the zone it left with this event (a move to another zone
+    or a departure), by event times; None when it left no zone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +529,11 @@ class SqliteStore:
                     else:
                         changes.append(change)
                     series = lineproto.movement_series(event)
-                    line = lineproto.movement_line(event, self._stamp(series, ts, pending_ts))
+                    line = lineproto.movement_line(
+                        event,
+                        self._stamp(series, ts, pending_ts),
+                        dwell_s=None if change is None else change.dwell_s,
+                    )
                 lines.append((line,))
             if stock_delta:
                 # Not an upsert: the CHECK (count >= 0) would test the proposed new row.
@@ -568,6 +582,7 @@ class SqliteStore:
         present = not isinstance(event, Departed)
         if present:
             stock_delta[pair] += 1
+        dwell_s = self._dwell(conn, key, event_us, row, present=present, zone=event.zone)
         conn.execute(
             _UPSERT_ITEM,
             (
@@ -599,7 +614,36 @@ class SqliteStore:
             from_zone=old_zone if row is not None and row[2] else None,
             to_zone=event.zone if present else None,
             event=event,
+            dwell_s=dwell_s,
         )
+
+    @staticmethod
+    def _dwell(
+        conn: sqlite3.Connection,
+        key: str,
+        event_us: int,
+        old: Sequence[Any] | None,
+        *,
+        present: bool,
+        zone: str,
+    ) -> float | None:
+        """Update when the item entered its zone; the dwell in the zone it leaves, if any."""
+        was_present = old is not None and bool(old[2])
+        since = conn.execute("SELECT since_us FROM zone_since WHERE item = ?", (key,)).fetchone()
+        if was_present and present and old is not None and old[4] == zone and since is not None:
+            return None  # still in the same zone
+        dwell = None
+        if was_present and since is not None:
+            dwell = max(0.0, (event_us - int(since[0])) / 1e6)
+        if present:
+            conn.execute(
+                "INSERT INTO zone_since (item, since_us) VALUES (?, ?) "
+                "ON CONFLICT (item) DO UPDATE SET since_us = excluded.since_us",
+                (key, event_us),
+            )
+        else:
+            conn.execute("DELETE FROM zone_since WHERE item = ?", (key,))
+        return dwell
 
     # -- InfluxDB spool ---------------------------------------------------------------
 
