@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 import yaml
@@ -15,7 +17,34 @@ from tagtrail.errors import ConfigError, TagtrailError
 from tagtrail.logsetup import set_process_context, setup_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose component commands are imported only when named: ``tagtrail --help``
+    and ``tagtrail edge run`` do not load OpenCV or the simulators."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "decode": "tagtrail.readers.cli:decode_command",
+        "sim": "tagtrail.sim.cli:sim_command",
+        "sim-llrp": "tagtrail.sim.llrp_main:llrp_sim_command",
+        "sim-r700": "tagtrail.sim.r700:r700_command",
+        "sim-camera": "tagtrail.sim.camera:camera_command",
+        "epc": "tagtrail.readers.epc_cli:epc_command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tagtrail")
 @click.option(
     "--log-level",
@@ -228,18 +257,3 @@ def demo(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
     sys.exit(rc)
-
-
-def _register_components() -> None:
-    from tagtrail.readers.cli import decode_command
-    from tagtrail.sim.cli import sim_command
-    from tagtrail.sim.llrp_main import llrp_sim_command
-    from tagtrail.sim.r700 import r700_command
-
-    main.add_command(decode_command, "decode")
-    main.add_command(sim_command, "sim")
-    main.add_command(llrp_sim_command, "sim-llrp")
-    main.add_command(r700_command, "sim-r700")
-
-
-_register_components()
