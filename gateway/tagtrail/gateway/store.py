@@ -69,18 +69,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
+from pydantic import TypeAdapter
+
 from tagtrail.clock import Clock
 from tagtrail.errors import TagtrailError
 from tagtrail.events import (
     AnyEvent,
+    AnyIdentity,
     Arrived,
     Departed,
     DeviceStatus,
+    EpcIdentity,
+    GtinQuantityIdentity,
+    GtinSerialIdentity,
+    Identity,
     Moved,
     ReaderStatus,
     identity_key,
 )
 from tagtrail.gateway import lineproto
+from tagtrail.readers.epc import gtin_of
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +135,15 @@ _SCHEMA = (
     # Keyset pages of one zone walk this index in item order. Departed items (zone NULL)
     # are left out of it; 'zone = ?' implies 'zone IS NOT NULL', so SQLite uses it.
     "CREATE INDEX IF NOT EXISTS items_by_zone ON items (zone, item) WHERE zone IS NOT NULL",
+    """
+    CREATE TABLE IF NOT EXISTS sku_stock (
+        site TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        gtin TEXT NOT NULL,
+        count INTEGER NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (site, zone, gtin)
+    ) WITHOUT ROWID
+    """,
     # When each present item entered its current zone, for dwell times.
     """
     CREATE TABLE IF NOT EXISTS zone_since (
@@ -170,6 +187,27 @@ _UPSERT_ITEM = (
 )
 
 _GET_ITEM = f"SELECT {_ITEM_COLUMNS} FROM items WHERE item = ?"  # noqa: S608 - constant
+
+
+IDENTITY: TypeAdapter[AnyIdentity] = TypeAdapter(Identity)
+
+
+def sku_of(identity: AnyIdentity) -> tuple[str, int] | None:
+    """The item's stock keeping unit as ``(GTIN-14, units)``, or None.
+
+    GTIN + serial counts one unit; GTIN + quantity its quantity; an EPC counts one unit of
+    its GTIN when it is an SGTIN (GS1 EPC Tag Data Standard); SSCCs (logistic units),
+    EM4100 cards and other codes have no SKU.
+    """
+    match identity:
+        case GtinSerialIdentity(gtin=gtin):
+            return gtin, 1
+        case GtinQuantityIdentity(gtin=gtin, quantity=quantity):
+            return gtin, quantity
+        case EpcIdentity(epc=epc):
+            sgtin = gtin_of(epc)
+            return None if sgtin is None else (sgtin, 1)
+    return None
 
 
 class StoreError(TagtrailError):
@@ -282,6 +320,16 @@ class ZoneStock:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SkuStock:
+    """Units of one GTIN present in one zone of one site."""
+
+    site: str
+    zone: str
+    gtin: str
+    count: int
+
+
 # -- interfaces -----------------------------------------------------------------------
 
 
@@ -342,6 +390,12 @@ class PositionStore(LineQueue, Protocol):
 
     def zone(self, zone: str, site: str | None = None) -> list[ZoneStock]:
         """The zone of that name in every site (or in ``site`` only); empty if unknown."""
+        ...
+
+    def sku_stock(
+        self, *, site: str | None = None, zone: str | None = None, gtin: str | None = None
+    ) -> list[SkuStock]:
+        """Units present per ``(site, zone, GTIN)``, optionally filtered; zero rows omitted."""
         ...
 
     def stock(self) -> list[ZoneStock]:
@@ -502,6 +556,7 @@ class SqliteStore:
         now_us = to_us(self.clock.now())
         pending_ts: dict[str, int] = {}
         stock_delta: dict[tuple[str, str], int] = {}
+        sku_delta: dict[tuple[str, str, str], int] = {}
         changes: list[PositionChange] = []
         lines: list[tuple[str]] = []
         applied = duplicates = out_of_order = 0
@@ -523,7 +578,7 @@ class SqliteStore:
                     series = lineproto.device_status_series(event)
                     line = lineproto.device_status_line(event, self._stamp(series, ts, pending_ts))
                 else:
-                    change = self._apply_movement(conn, event, now_us, stock_delta)
+                    change = self._apply_movement(conn, event, now_us, stock_delta, sku_delta)
                     if change is None:
                         out_of_order += 1
                     else:
@@ -545,6 +600,21 @@ class SqliteStore:
                     "UPDATE stock SET count = count + ? WHERE site = ? AND zone = ?",
                     [(d, site, zone) for (site, zone), d in stock_delta.items() if d],
                 )
+            if sku_delta:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sku_stock (site, zone, gtin, count) VALUES (?, ?, ?, 0)",
+                    [k for k, d in sku_delta.items() if d],
+                )
+                changed = [(d, *k) for k, d in sku_delta.items() if d]
+                conn.executemany(
+                    "UPDATE sku_stock SET count = count + ? "
+                    "WHERE site = ? AND zone = ? AND gtin = ?",
+                    changed,
+                )
+                conn.executemany(
+                    "DELETE FROM sku_stock WHERE site = ? AND zone = ? AND gtin = ? AND count = 0",
+                    [k for _, *k in changed],
+                )
             if lines:
                 conn.executemany("INSERT INTO spool (line) VALUES (?)", lines)
             self._save_series(conn, pending_ts)
@@ -560,6 +630,7 @@ class SqliteStore:
         event: MovementEvent,
         now_us: int,
         stock_delta: dict[tuple[str, str], int],
+        sku_delta: dict[tuple[str, str, str], int],
     ) -> PositionChange | None:
         """Update the item's position if ``event`` is its newest; None if it is older."""
         key = identity_key(event.identity)
@@ -568,20 +639,29 @@ class SqliteStore:
         # Every zone an applied event names gets a stock row, even if it holds 0 items.
         stock_delta.setdefault(pair, 0)
         row = conn.execute(
-            "SELECT event_us, event_id, present, site, zone FROM items WHERE item = ?", (key,)
+            "SELECT event_us, event_id, present, site, zone, identity FROM items WHERE item = ?",
+            (key,),
         ).fetchone()
         if row is not None:
-            old_us, old_id, old_present, old_site, old_zone = row
+            old_us, old_id, old_present, old_site, old_zone, old_identity = row
             if (old_us, old_id) > (event_us, event.event_id):
                 return None
             if old_present:
                 old_pair = (old_site, old_zone)
                 stock_delta[old_pair] = stock_delta.get(old_pair, 0) - 1
+                old_sku = sku_of(IDENTITY.validate_json(old_identity))
+                if old_sku is not None:
+                    sku_key = (old_site, old_zone, old_sku[0])
+                    sku_delta[sku_key] = sku_delta.get(sku_key, 0) - old_sku[1]
         else:
             old_zone = None
         present = not isinstance(event, Departed)
         if present:
             stock_delta[pair] += 1
+            new_sku = sku_of(event.identity)
+            if new_sku is not None:
+                sku_key = (event.site, event.zone, new_sku[0])
+                sku_delta[sku_key] = sku_delta.get(sku_key, 0) + new_sku[1]
         dwell_s = self._dwell(conn, key, event_us, row, present=present, zone=event.zone)
         conn.execute(
             _UPSERT_ITEM,
@@ -834,6 +914,34 @@ class SqliteStore:
             "SELECT site, zone, count FROM stock WHERE count > 0 ORDER BY site, zone",
         )
         return [ZoneStock(site=s, zone=z, count=int(c)) for s, z, c in rows]
+
+    def sku_stock(
+        self, *, site: str | None = None, zone: str | None = None, gtin: str | None = None
+    ) -> list[SkuStock]:
+        where: list[str] = []
+        params: list[str] = []
+        for column, value in (("site", site), ("zone", zone), ("gtin", gtin)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT site, zone, gtin, count FROM sku_stock"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._read("read stock per SKU", sql + " ORDER BY site, zone, gtin", params)
+        return [SkuStock(site=a, zone=b, gtin=c, count=int(d)) for a, b, c, d in rows]
+
+    def recount_skus(self) -> list[SkuStock]:
+        """Stock per SKU counted from the items table (slow; for checks and tests)."""
+        totals: dict[tuple[str, str, str], int] = {}
+        rows = self._read(
+            "recount stock per SKU", "SELECT site, zone, identity FROM items WHERE present = 1"
+        )
+        for site, zone, identity in rows:
+            sku = sku_of(IDENTITY.validate_json(identity))
+            if sku is not None:
+                key = (site, zone, sku[0])
+                totals[key] = totals.get(key, 0) + sku[1]
+        return [SkuStock(*k, count=n) for k, n in sorted(totals.items()) if n]
 
     def recount(self) -> list[ZoneStock]:
         """Stock counted from the items table (slow; for checks and tests)."""
