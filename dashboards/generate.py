@@ -33,6 +33,15 @@ DEVICE = '"device" =~ /^$device$/'
 READER = '"reader" =~ /^$reader$/'
 DOOR = '"zone" =~ /^$door$/'
 GATEWAY = '"gateway" =~ /^$gateway$/'
+# Items leaving the staging zone(s): a "moved" point names the zone it leaves in the
+# from_zone field (its zone tag is where the item went), a "departed" point in its zone tag.
+LEFT_STAGING = (
+    '(("kind" = \'moved\' AND "from_zone" =~ /^$staging$/) OR '
+    '("kind" = \'departed\' AND "zone" =~ /^$staging$/))'
+)
+# dwell_s is written on moved/departed points only, and only when the gateway knew when the
+# item entered the zone it leaves; the condition also drops points without it.
+HAS_DWELL = '"dwell_s" >= 0'
 
 
 def where(*conditions: str) -> str:
@@ -62,15 +71,20 @@ def query_var(name: str, label: str, query: str, *, regex: str = "") -> Json:
     }
 
 
-def custom_var(name: str, label: str, values: list[str]) -> Json:
+def custom_var(name: str, label: str, values: list[str], *, multi: bool = False) -> Json:
+    """A custom variable (a fixed list, edited in the dashboard's settings), the first
+    value selected. A multi-value one renders as a regex alternation: use ``=~ /^$name$/``."""
+    current: Json = {"selected": True, "text": values[0], "value": values[0]}
+    if multi:
+        current = {"selected": True, "text": [values[0]], "value": [values[0]]}
     return {
         "name": name,
         "label": label,
         "type": "custom",
         "query": ",".join(values),
-        "multi": False,
+        "multi": multi,
         "includeAll": False,
-        "current": {"selected": True, "text": values[0], "value": values[0]},
+        "current": current,
         "options": [{"selected": i == 0, "text": v, "value": v} for i, v in enumerate(values)],
         "hide": 0,
     }
@@ -99,7 +113,9 @@ DOOR_VAR = query_var(
     'SHOW TAG VALUES FROM "movement" WITH KEY = "zone" WHERE "site" =~ /^$site$/',
     regex="/door|dock|gate/",
 )
-STAGING_VAR = custom_var("staging", "Staging zone", ["staging"])
+# The staging zone(s): a custom list (one value, "staging", by default; add a site's own
+# names in the dashboard settings), multi-value so several lanes can be picked at once.
+STAGING_VAR = custom_var("staging", "Staging zone(s)", ["staging"], multi=True)
 GATEWAY_VAR = query_var(
     "gateway", "Gateway", 'SHOW TAG VALUES FROM "gateway_stats" WITH KEY = "gateway"'
 )
@@ -146,6 +162,7 @@ def panel(
     overrides: list[Json] | None = None,
     mappings: list[Json] | None = None,
     decimals: int | None = None,
+    transformations: list[Json] | None = None,
 ) -> Json:
     defaults: Json = {
         "unit": unit,
@@ -167,6 +184,8 @@ def panel(
         "options": options or {},
         "targets": targets,
     }
+    if transformations:
+        out["transformations"] = transformations
     return out
 
 
@@ -177,6 +196,7 @@ def timeseries(
     bars: bool = False,
     stack: bool = False,
     steps_line: bool = False,
+    points: bool = False,
     **kw: Any,
 ) -> Json:
     custom: Json = {
@@ -184,7 +204,7 @@ def timeseries(
         "lineInterpolation": "stepAfter" if steps_line else "linear",
         "fillOpacity": 60 if bars else (30 if stack else 10),
         "lineWidth": 1 if bars else 2,
-        "showPoints": "never" if not bars else "auto",
+        "showPoints": "always" if points else ("auto" if bars else "never"),
         "spanNulls": True,
         "stacking": {"mode": "normal" if stack else "none", "group": "A"},
         "axisSoftMin": 0,
@@ -375,39 +395,113 @@ def stock_movement() -> Json:
             unit="none",
             overrides=IN_OUT_COLOURS,
         ),
-        stat(
-            "Average dwell in staging (Little's law)",
+        timeseries(
+            "Dwell in staging (items leaving it)",
             [
                 target(
-                    'SELECT integral("count", 1s) AS "item_seconds" FROM "stock" '
-                    + where(SITE, "\"zone\" = '$staging'"),
+                    'SELECT mean("dwell_s") AS "mean", percentile("dwell_s", 90) AS "p90" '
+                    'FROM "movement" '
+                    + where(SITE, DEVICE, LEFT_STAGING, HAS_DWELL)
+                    + " GROUP BY time($__interval) fill(none)",
+                    alias="$col",
+                )
+            ],
+            points=True,
+            unit="s",
+            description="Seconds each item spent in the staging zone(s), written by the "
+            "gateway on the event that takes it out (moved on: from_zone = staging; "
+            "departed: zone = staging): mean and 90th percentile of the items that left in "
+            "each interval. Items still in staging count only once they leave.",
+            steps=thresholds((None, "green"), (900, "orange"), (3600, "red")),
+        ),
+        stat(
+            "Dwell in staging (range)",
+            [
+                target(
+                    'SELECT mean("dwell_s") AS "mean", percentile("dwell_s", 90) AS "p90", '
+                    'count("dwell_s") AS "items left" FROM "movement" '
+                    + where(SITE, DEVICE, LEFT_STAGING, HAS_DWELL),
+                    alias="$col",
+                )
+            ],
+            w=4,
+            unit="s",
+            description="Mean and 90th percentile (nearest rank) of the dwell of every item "
+            "that left the staging zone(s) in the time range, and how many left.",
+            steps=thresholds((None, "green"), (900, "orange"), (3600, "red")),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "items left"},
+                    "properties": [
+                        {"id": "unit", "value": "none"},
+                        {"id": "thresholds", "value": thresholds((None, "blue"))},
+                    ],
+                }
+            ],
+        ),
+        panel(
+            "table",
+            "Dwell by zone left",
+            [
+                target(
+                    'SELECT "event_id", "zone" AS "zone_left", "dwell_s" FROM "movement" '
+                    + where(SITE, DEVICE, ZONE, "\"kind\" = 'departed'", HAS_DWELL),
                     "A",
+                    table=True,
                 ),
                 target(
-                    'SELECT count("event_id") AS "exits" FROM "movement" '
+                    'SELECT "event_id", "from_zone" AS "zone_left", "dwell_s" FROM "movement" '
                     + where(
-                        SITE,
-                        "((\"kind\" = 'moved' AND \"from_zone\" = '$staging') OR "
-                        "(\"kind\" = 'departed' AND \"zone\" = '$staging'))",
+                        SITE, DEVICE, '"from_zone" =~ /^$zone$/', "\"kind\" = 'moved'", HAS_DWELL
                     ),
                     "B",
-                    hide=True,
+                    table=True,
                 ),
+            ],
+            w=8,
+            unit="s",
+            description="Mean dwell per zone, over every item that left it in the time range "
+            "(departed from it, or moved on from it). InfluxQL cannot GROUP BY from_zone (a "
+            "field), so both queries fetch one row per exit and Grafana groups them "
+            "(transformations merge + group by); event_id keeps identical rows apart.",
+            transformations=[
+                {"id": "merge", "options": {}},
                 {
-                    "refId": "C",
-                    "datasource": {"type": "__expr__", "uid": "__expr__"},
-                    "type": "math",
-                    "expression": "$A / $B",
+                    "id": "groupBy",
+                    "options": {
+                        "fields": {
+                            "zone_left": {"operation": "groupby", "aggregations": []},
+                            "dwell_s": {
+                                "operation": "aggregate",
+                                "aggregations": ["mean", "max", "count"],
+                            },
+                        }
+                    },
+                },
+                {
+                    "id": "organize",
+                    "options": {
+                        "renameByName": {
+                            "zone_left": "zone",
+                            "dwell_s (mean)": "mean dwell",
+                            "dwell_s (max)": "max dwell",
+                            "dwell_s (count)": "items left",
+                        }
+                    },
+                },
+                {"id": "sortBy", "options": {"sort": [{"field": "zone"}]}},
+            ],
+            options={"showHeader": True},
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "items left"},
+                    "properties": [{"id": "unit", "value": "none"}],
+                },
+                {
+                    "matcher": {"id": "byName", "options": "zone"},
+                    "properties": [{"id": "unit", "value": "string"}],
                 },
             ],
-            w=6,
-            unit="s",
-            text_mode="value",
-            description="Item-seconds spent in the staging zone (integral of its stock) "
-            "divided by the items that left it (moved out or departed) in the time range. "
-            "An estimate: exact per-item dwell would need a dwell field on the movement "
-            "points (see dashboards/README.md).",
-            steps=thresholds((None, "green"), (900, "orange"), (3600, "red")),
         ),
         panel(
             "table",
@@ -421,7 +515,7 @@ def stock_movement() -> Json:
                     table=True,
                 )
             ],
-            w=18,
+            w=24,
             h=10,
             options={"showHeader": True, "sortBy": [{"displayName": "Time", "desc": True}]},
             overrides=[
@@ -505,6 +599,37 @@ def reader_health() -> Json:
             steps=thresholds((None, "green"), (1, "red")),
             description="Edge devices whose latest status is offline (clean shutdown or "
             "the broker's Last Will).",
+        ),
+        timeseries(
+            "Reads per inventory round",
+            [
+                target(
+                    'SELECT mean("round_total_reads") FROM "reader_status" '
+                    + rw
+                    + ' GROUP BY time($__interval), "device", "reader" fill(none)',
+                    alias="$tag_device/$tag_reader",
+                )
+            ],
+            points=True,
+            unit="none",
+            description="Tags read in one inventory round, from the reader's end-of-round "
+            "frame (R2000): the latest round when each status event was sent, one sample "
+            "per heartbeat, not every round. Readers without round frames draw nothing.",
+        ),
+        stat(
+            "Round read rate (latest round)",
+            [
+                target(
+                    'SELECT last("round_read_rate_per_s") FROM "reader_status" '
+                    + rw
+                    + ' GROUP BY "device", "reader"',
+                    alias="$tag_device/$tag_reader",
+                )
+            ],
+            unit="suffix: reads/s",
+            description="The read rate the reader itself reported for its latest inventory "
+            "round (end-of-round frame, R2000), as of its last status event.",
+            steps=thresholds((None, "blue")),
         ),
         timeseries(
             "Movement events per reader and zone (antenna)",

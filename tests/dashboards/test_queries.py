@@ -9,11 +9,12 @@ scenario's ground truth.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,24 @@ class Fill:
     time: TimeRange
     site: str
     device: str
+    round_period_s: float
+    contexts: dict[str, Context] = field(default_factory=dict)
 
     def run(self, query: str) -> list[Series]:
         return grafana.run_influxql(self.influx.url, DB, query)
 
+    def run_in_range(self, query: str) -> list[Series]:
+        """A query of the test's own, ``$timeFilter`` rendered for the fill's range."""
+        return self.run(grafana.render(query, Context(self.time)))
+
     def context(self, dashboard: str) -> Context:
-        return grafana.resolve_variables(DASHBOARDS[dashboard], self.time, self.run)
+        """The dashboard's variables resolved against the fill (once; a fresh copy each
+        call, so a test may change its selection)."""
+        if dashboard not in self.contexts:
+            ctx = grafana.resolve_variables(DASHBOARDS[dashboard], self.time, self.run)
+            self.contexts[dashboard] = ctx
+        ctx = self.contexts[dashboard]
+        return Context(ctx.time, dict(ctx.values), dict(ctx.definitions))
 
     # -- ground truth --------------------------------------------------------------------
 
@@ -157,7 +170,8 @@ def fill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fill]:
         last = run('SELECT last("event_id") FROM "movement"')[0]["values"][0][0]
         now_ms = int(time.time() * 1000)
         span = TimeRange(started_ms - 60_000, max(now_ms, int(last)) + 60_000, INTERVAL_MS)
-        yield Fill(influx, truth, span, truth["site"], truth["device"])
+        period = float(sim.scenario["reads"]["round_period_s"])
+        yield Fill(influx, truth, span, truth["site"], truth["device"], period)
     finally:
         for proc in (edge, gateway):
             if proc is not None and proc.proc is not None and proc.proc.poll() is None:
@@ -293,24 +307,124 @@ def test_inbound_and_outbound_per_door(fill: Fill) -> None:
         assert sums_by(run_panel(fill, SM, title, "B"), "zone") == {("dock-door",): outbound}
 
 
-def test_staging_dwell_estimate(fill: Fill) -> None:
-    panel = next(
-        p for p in grafana.all_panels(DASHBOARDS[SM]) if p["title"].startswith("Average dwell")
+@dataclass(frozen=True)
+class Exit:
+    """An item leaving a zone, from the movement points: ``dwell`` from the event times
+    (this point's minus the item's previous point's), ``dwell_s`` as the gateway wrote it."""
+
+    time_ms: int
+    zone: str
+    dwell: float
+    dwell_s: float | None
+
+
+def exits(fill: Fill) -> list[Exit]:
+    series = fill.run_in_range(
+        'SELECT "item", "kind", "zone", "from_zone", "dwell_s" FROM "movement" WHERE $timeFilter'
     )
-    math_target = next(t for t in panel["targets"] if t["refId"] == "C")
-    assert math_target["expression"] == "$A / $B"
-    item_seconds = run_panel(fill, SM, panel["title"], "A")[0]["values"][0][1]
-    exits = run_panel(fill, SM, panel["title"], "B")[0]["values"][0][1]
-    want_exits = sum(
-        1
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for row in grafana.rows(series[0]):
+        by_item.setdefault(row["item"], []).append(row)
+    out = []
+    for points in by_item.values():
+        points.sort(key=lambda r: r["time"])
+        for before, point in itertools.pairwise(points):
+            if point["kind"] == "arrived":
+                continue
+            left = point["from_zone"] if point["kind"] == "moved" else point["zone"]
+            assert left == before["zone"]  # the item leaves the zone its last event put it in
+            dwell = (point["time"] - before["time"]) / 1000
+            out.append(Exit(point["time"], left, dwell, point["dwell_s"]))
+    return out
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """InfluxQL's percentile(): nearest rank, index floor(n * p / 100 + 0.5) - 1."""
+    i = math.floor(len(values) * p / 100 + 0.5) - 1
+    return sorted(values)[i] if 0 <= i < len(values) else None
+
+
+MS = 0.0025  # event times are read back in ms: a dwell from two of them is off by < 1 ms
+
+
+def test_dwell_points_match_the_event_times_and_the_ground_truth(fill: Fill) -> None:
+    """What the dwell panels read: every exit carries dwell_s, equal to the time since the
+    item's previous event; the exits per zone are the ground truth's."""
+    got = exits(fill)
+    assert all(e.dwell_s is not None for e in got)
+    assert all(e.dwell_s == pytest.approx(e.dwell, abs=MS) for e in got)
+    assert min(e.dwell for e in got) > 0
+    truth = Counter(
+        m["from_zone"] if m["kind"] == "moved" else m["zone"]
         for m in fill.moves()
-        if (m["kind"] == "moved" and m.get("from_zone") == "staging")
-        or (m["kind"] == "departed" and m["zone"] == "staging")
+        if m["kind"] != "arrived"
     )
-    assert exits == want_exits
-    dwell = item_seconds / exits
-    assert math.isfinite(dwell)
-    assert dwell > 0
+    assert Counter(e.zone for e in got) == truth
+    assert truth["staging"] > 0
+
+
+def test_staging_dwell_stat(fill: Fill) -> None:
+    staging = [e for e in exits(fill) if e.zone == "staging"]
+    want = [e.dwell for e in staging]
+    (series,) = run_panel(fill, SM, "Dwell in staging (range)")
+    ((_, mean, p90, items),) = series["values"]
+    assert series["columns"][1:] == ["mean", "p90", "items left"]
+    assert items == len(staging)
+    assert mean == pytest.approx(sum(want) / len(want), abs=MS)
+    assert p90 == percentile([e.dwell_s for e in staging if e.dwell_s is not None], 90)
+    assert p90 == pytest.approx(percentile(want, 90), abs=MS)
+    assert 0 < mean <= p90
+
+
+def test_staging_dwell_over_time(fill: Fill) -> None:
+    """Per GROUP BY time() interval (aligned to the epoch), the mean and p90 of the items
+    that left staging in it; intervals without exits are left out (fill(none))."""
+    windows: dict[int, list[float]] = {}
+    for e in exits(fill):
+        if e.zone == "staging":
+            windows.setdefault(e.time_ms - e.time_ms % INTERVAL_MS, []).append(e.dwell)
+    (series,) = run_panel(fill, SM, "Dwell in staging (items leaving it)")
+    got = {row[0]: row[1:] for row in series["values"]}
+    assert sorted(got) == sorted(windows)
+    for start, dwells in windows.items():
+        mean, p90 = got[start]
+        assert mean == pytest.approx(sum(dwells) / len(dwells), abs=MS)
+        assert p90 == pytest.approx(percentile(dwells, 90), abs=MS)
+
+
+def test_staging_selection_is_a_regex(fill: Fill) -> None:
+    """The staging variable is multi-value: two zones count the exits of both."""
+    two = ["staging", "storage"]
+    want = [e.dwell for e in exits(fill) if e.zone in two]
+    (series,) = run_panel(fill, SM, "Dwell in staging (range)", staging=two)
+    ((_, mean, _, items),) = series["values"]
+    assert items == len(want)
+    assert mean == pytest.approx(sum(want) / len(want), abs=MS)
+
+
+def test_dwell_by_zone_table(fill: Fill) -> None:
+    per_zone: dict[str, list[float]] = {}
+    for e in exits(fill):
+        per_zone.setdefault(e.zone, []).append(e.dwell)
+    panel = next(
+        p for p in grafana.all_panels(DASHBOARDS[SM]) if p["title"] == "Dwell by zone left"
+    )
+    ctx = fill.context(SM)
+    (table,) = grafana.run_table_panel(panel, ctx, fill.run)
+    assert table.fields == ["zone", "mean dwell", "max dwell", "items left"]
+    rows = table.records()
+    assert [r["zone"] for r in rows] == sorted(per_zone)
+    for r in rows:
+        dwells = per_zone[r["zone"]]
+        assert r["items left"] == len(dwells)
+        assert r["mean dwell"] == pytest.approx(sum(dwells) / len(dwells), abs=MS)
+        assert r["max dwell"] == pytest.approx(max(dwells), abs=MS)
+    # the zone variable filters the zone left, for both kinds of exit
+    ctx.values["zone"] = ["storage"]
+    (only,) = grafana.run_table_panel(panel, ctx, fill.run)
+    assert [(r["zone"], r["items left"]) for r in only.records()] == [
+        ("storage", len(per_zone["storage"]))
+    ]
 
 
 def test_latest_movements_table(fill: Fill) -> None:
@@ -339,6 +453,29 @@ def test_reader_health_figures(fill: Fill) -> None:
     reasons = {k: v for k, v in table[0].items() if k.startswith("last_err_")}
     assert reasons  # the demo scenario corrupts bytes: checksum errors at least
     assert table[0]["total"] == sum(v or 0 for v in reasons.values())
+
+
+def test_end_of_round_figures(fill: Fill) -> None:
+    """R2000 end-of-round frames: per status point, the reads of the latest round and the
+    rate the reader computed over it (reads / round_period_s of the scenario)."""
+    raw = fill.run_in_range(
+        'SELECT "round_read_rate_per_s", "round_total_reads" FROM "reader_status" WHERE $timeFilter'
+    )
+    points = [r for r in grafana.rows(raw[0]) if r["round_total_reads"] is not None]
+    assert len(points) >= 5
+    assert all(r["round_total_reads"] > 0 for r in points)
+    period = fill.round_period_s
+    assert all(r["round_read_rate_per_s"] == round(r["round_total_reads"] / period) for r in points)
+    latest = _last_by_tag(run_panel(fill, RH, "Round read rate (latest round)"), "reader")
+    assert latest == {"r0": points[-1]["round_read_rate_per_s"]}
+    assert latest["r0"] > 0
+    windows: dict[int, list[int]] = {}
+    for r in points:
+        windows.setdefault(r["time"] - r["time"] % INTERVAL_MS, []).append(r["round_total_reads"])
+    (series,) = run_panel(fill, RH, "Reads per inventory round")
+    assert series["tags"] == {"device": fill.device, "reader": "r0"}
+    got = {row[0]: row[1] for row in series["values"]}
+    assert got == pytest.approx({t: sum(v) / len(v) for t, v in windows.items()})
 
 
 def test_pipeline_figures(fill: Fill) -> None:

@@ -185,3 +185,62 @@ def test_an_undefined_variable_fails() -> None:
 def test_a_target_that_is_not_raw_influxql_fails() -> None:
     with pytest.raises(QueryError, match="raw InfluxQL"):
         grafana.run_target({"refId": "A", "query": "SELECT 1"}, ctx(), lambda q: [])
+
+
+# -- transformations -------------------------------------------------------------------------
+
+
+def test_panels_use_only_transformations_the_tests_run() -> None:
+    """The query tests apply a panel's transformations; one they cannot apply would leave
+    the panel's figures unchecked."""
+    seen = 0
+    for dashboard in DASHBOARDS.values():
+        for panel in grafana.all_panels(dashboard):
+            for t in panel.get("transformations", []):
+                seen += 1
+                assert t["id"] in {"merge", "groupBy", "organize", "sortBy"}, panel["title"]
+                assert all(x["resultFormat"] == "table" for x in panel["targets"])
+    assert seen
+
+
+def test_merge_folds_identical_rows_like_grafana() -> None:
+    a = grafana.Frame(["Time", "zone_left", "dwell_s"], [[1, "a", 2.0], [1, "a", 2.0]])
+    b = grafana.Frame(["Time", "zone_left", "dwell_s"], [[1, "a", 2.0], [2, "b", 3.0]])
+    (merged,) = grafana.transform([a, b], [{"id": "merge", "options": {}}])
+    assert merged.rows == [[1, "a", 2.0], [2, "b", 3.0]]  # three equal rows became one
+    # a unique column keeps every row
+    c = grafana.Frame(["id", "zone_left", "dwell_s"], [["e1", "a", 2.0], ["e2", "a", 2.0]])
+    d = grafana.Frame(["id", "zone_left", "dwell_s"], [["e3", "a", 2.0]])
+    (kept,) = grafana.transform([c, d], [{"id": "merge", "options": {}}])
+    assert len(kept.rows) == 3
+    # rows that only fill each other's gaps merge; fields missing from a frame stay null
+    e = grafana.Frame(["Time", "x"], [[1, 5]])
+    f = grafana.Frame(["Time", "y"], [[1, 6], [2, 7]])
+    (joined,) = grafana.transform([e, f], [{"id": "merge", "options": {}}])
+    assert joined.fields == ["Time", "x", "y"]
+    assert joined.rows == [[1, 5, 6], [2, None, 7]]
+
+
+def test_group_by_organize_and_sort_like_grafana() -> None:
+    frame = grafana.Frame(
+        ["id", "zone_left", "dwell_s"],
+        [["e1", "b", 1.0], ["e2", "a", 4.0], ["e3", "b", 3.0]],
+    )
+    steps = [
+        {
+            "id": "groupBy",
+            "options": {
+                "fields": {
+                    "zone_left": {"operation": "groupby", "aggregations": []},
+                    "dwell_s": {"operation": "aggregate", "aggregations": ["mean", "count"]},
+                }
+            },
+        },
+        {"id": "organize", "options": {"renameByName": {"zone_left": "zone"}}},
+        {"id": "sortBy", "options": {"sort": [{"field": "zone"}]}},
+    ]
+    (out,) = grafana.transform([frame], steps)
+    assert out.fields == ["zone", "dwell_s (mean)", "dwell_s (count)"]
+    assert out.rows == [["a", 4.0, 1], ["b", 2.0, 2]]
+    with pytest.raises(QueryError, match="not supported"):
+        grafana.transform([frame], [{"id": "calculateField", "options": {}}])

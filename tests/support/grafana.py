@@ -290,3 +290,161 @@ def host_path(container_path: str) -> Path:
         if container_path == mount or container_path.startswith(mount + "/"):
             return folder / container_path[len(mount) :].lstrip("/")
     raise QueryError(f"{container_path} is not under a documented mount")
+
+
+# -- panels with transformations ---------------------------------------------------------
+
+
+@dataclass
+class Frame:
+    """A table as Grafana's panels see it after the datasource: named fields, rows."""
+
+    fields: list[str]
+    rows: list[list[Any]]
+    ref_id: str = ""
+
+    def records(self) -> list[Json]:
+        return [dict(zip(self.fields, row, strict=True)) for row in self.rows]
+
+
+def table_frames(series: list[Series], ref_id: str = "") -> list[Frame]:
+    """The frames of a table-format InfluxQL target: one per series, the time column named
+    ``Time`` as Grafana names it, a series' tags (GROUP BY) as extra columns."""
+    out = []
+    for s in series:
+        tags: Json = s.get("tags") or {}
+        fields = ["Time" if c == "time" else c for c in s["columns"]] + list(tags)
+        rows = [[*row, *tags.values()] for row in s.get("values", [])]
+        out.append(Frame(fields, rows, ref_id))
+    return out
+
+
+def _merge(frames: list[Frame]) -> list[Frame]:
+    """Grafana's "merge" transformation: one table from several. Rows are keyed by the
+    fields every frame has; a row whose values equal (or fill the nulls of) an earlier row
+    with the same key is merged into it, so identical rows collapse into one."""
+    if len(frames) <= 1:
+        return frames
+    names = list(dict.fromkeys(f for frame in frames for f in frame.fields))
+    common = [n for n in names if all(n in frame.fields for frame in frames)]
+    if not common:
+        return frames
+    by_key: dict[str, list[Json]] = {}
+    order: list[tuple[str, int]] = []
+    for frame in frames:
+        for record in frame.records():
+            key = json.dumps([record[n] for n in common])
+            existing = by_key.setdefault(key, [])
+            merged = False
+            for i, old in enumerate(existing):
+                if all(old.get(k) is None or old[k] == v for k, v in record.items()):
+                    existing[i] = {**old, **record}
+                    merged = True
+            if not merged:
+                existing.append(record)
+                order.append((key, len(existing) - 1))
+    rows = [[by_key[key][i].get(n) for n in names] for key, i in order]
+    return [Frame(names, rows, frames[0].ref_id)]
+
+
+def _reduce(values: list[Any], reducer: str) -> Any:
+    present = [v for v in values if v is not None]
+    if reducer == "count":
+        return len(values)
+    if reducer == "sum":
+        return sum(present)
+    if reducer == "mean":
+        return sum(present) / len(present) if present else None
+    if reducer in ("max", "min"):
+        return (max if reducer == "max" else min)(present) if present else None
+    if reducer in ("first", "last"):
+        return (values[0] if reducer == "first" else values[-1]) if values else None
+    raise QueryError(f"reducer {reducer!r} is not supported here")
+
+
+def _group_by(frames: list[Frame], options: Json) -> list[Frame]:
+    """Grafana's "groupBy" transformation, operations ``groupby`` and ``aggregate``; each
+    aggregate becomes a field ``<name> (<reducer>)``, groups in order of appearance."""
+    spec: dict[str, Json] = options.get("fields", {})
+    keys = [n for n, o in spec.items() if o.get("operation") == "groupby"]
+    if not keys:
+        return frames
+    out = []
+    for frame in frames:
+        if not any(k in frame.fields for k in keys):
+            continue
+        key_fields = [k for k in frame.fields if k in keys]
+        groups: dict[tuple[Any, ...], list[Json]] = {}
+        for record in frame.records():
+            groups.setdefault(tuple(record[k] for k in key_fields), []).append(record)
+        fields = list(key_fields)
+        columns: list[list[Any]] = [[key[i] for key in groups] for i in range(len(key_fields))]
+        for name in frame.fields:
+            o = spec.get(name, {})
+            if o.get("operation") not in ("aggregate", "count"):
+                continue
+            reducers = ["count"] if o["operation"] == "count" else list(o["aggregations"])
+            for reducer in reducers:
+                fields.append(f"{name} ({reducer})")
+                columns.append([_reduce([r[name] for r in g], reducer) for g in groups.values()])
+        out.append(Frame(fields, [list(r) for r in zip(*columns, strict=True)], frame.ref_id))
+    return out
+
+
+def _organize(frames: list[Frame], options: Json) -> list[Frame]:
+    """Grafana's "organize" transformation: exclude and rename fields (not reorder)."""
+    exclude = {n for n, hidden in options.get("excludeByName", {}).items() if hidden}
+    rename: dict[str, str] = options.get("renameByName", {})
+    out = []
+    for frame in frames:
+        keep = [i for i, n in enumerate(frame.fields) if n not in exclude]
+        fields = [rename.get(frame.fields[i]) or frame.fields[i] for i in keep]
+        out.append(Frame(fields, [[row[i] for i in keep] for row in frame.rows], frame.ref_id))
+    return out
+
+
+def _sort_by(frames: list[Frame], options: Json) -> list[Frame]:
+    (spec,) = options["sort"]
+    out = []
+    for frame in frames:
+        if spec["field"] not in frame.fields:
+            out.append(frame)
+            continue
+        i = frame.fields.index(spec["field"])
+        rows = sorted(
+            frame.rows, key=lambda r: (r[i] is None, r[i]), reverse=bool(spec.get("desc"))
+        )
+        out.append(Frame(frame.fields, rows, frame.ref_id))
+    return out
+
+
+def transform(frames: list[Frame], transformations: list[Json]) -> list[Frame]:
+    """Apply a panel's transformations (merge, groupBy, organize, sortBy) like Grafana."""
+    for t in transformations:
+        if t.get("disabled"):
+            continue
+        kind, options = t["id"], t.get("options", {})
+        if kind == "merge":
+            frames = _merge(frames)
+        elif kind == "groupBy":
+            frames = _group_by(frames, options)
+        elif kind == "organize":
+            frames = _organize(frames, options)
+        elif kind == "sortBy":
+            frames = _sort_by(frames, options)
+        else:
+            raise QueryError(f"transformation {kind!r} is not supported here")
+    return frames
+
+
+def run_table_panel(panel: Json, ctx: Context, run: Runner) -> list[Frame]:
+    """Run every table-format InfluxDB target of a panel and apply its transformations:
+    the tables the panel shows."""
+    frames: list[Frame] = []
+    for target in panel.get("targets", []):
+        if not is_influx(target, panel):
+            continue
+        if target.get("resultFormat") != "table":
+            raise QueryError(f"target {target.get('refId')} is not table-format")
+        frames += table_frames(run_target(target, ctx, run), str(target.get("refId", "")))
+    return transform(frames, panel.get("transformations", []))
