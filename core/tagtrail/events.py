@@ -330,6 +330,11 @@ class ReaderStatus(_Envelope):
     round_total_reads: int | None = Field(
         default=None, description="Total reads the reader reported at its last round end."
     )
+    antenna_reads: dict[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Raw tag reads since the agent started, per 1-based antenna.",
+        examples=[{"1": 5210, "2": 3088}],
+    )
 
 
 DeviceState = Literal["online", "offline"]

@@ -190,6 +190,7 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         error_counts={"checksum": 2, "reader_0x22": 1},
         round_read_rate_per_s=310,
         round_total_reads=62,
+        antenna_reads={1: 3100, 2: 1900},
     )
     device = DeviceStatus(
         kind="device_status",
@@ -226,6 +227,8 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         "errors_total": "integer",
         "online": "integer",
         "read_rate_per_s": "float",
+        "reads_ant1": "integer",
+        "reads_ant2": "integer",
         "reads_total": "integer",
         "round_read_rate_per_s": "integer",
         "round_total_reads": "integer",

@@ -225,6 +225,7 @@ class EdgeAgent:
             firmware=snap.firmware,
             round_read_rate_per_s=snap.round_read_rate_per_s,
             round_total_reads=snap.round_total_reads,
+            antenna_reads=dict(snap.antenna_reads),
         )
 
     def _device_status(

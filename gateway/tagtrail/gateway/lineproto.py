@@ -134,6 +134,8 @@ def reader_status_line(event: ReaderStatus, ts_ns: int) -> str:
         fields.append(f"round_read_rate_per_s={event.round_read_rate_per_s}i")
     if event.round_total_reads is not None:
         fields.append(f"round_total_reads={event.round_total_reads}i")
+    for antenna in sorted(event.antenna_reads):
+        fields.append(f"reads_ant{antenna}={event.antenna_reads[antenna]}i")
     return f"{reader_status_series(event)} {','.join(fields)} {ts_ns}"
 
 

@@ -62,6 +62,7 @@ from tagtrail.readers.model import (
     ReaderSnapshot,
     ReaderState,
     StateCallback,
+    deliver,
 )
 from tagtrail.readers.protocols import llrp
 from tagtrail.readers.protocols.base import DecodeFailure
@@ -437,10 +438,7 @@ class LlrpReader:
         logger.debug("reader %s: events %s", self._cfg.id, rec.events)
 
     def _deliver(self, read: RawRead) -> None:
-        try:
-            self._on_read(read)
-        except Exception:
-            logger.exception("reader %s: on_read callback failed", self._cfg.id)
+        deliver(self._snap, self._on_read, read)
 
     # -- bookkeeping --
 

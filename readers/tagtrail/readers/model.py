@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
 from tagtrail.events import AnyIdentity, ItemAttributes
+
+logger = logging.getLogger(__name__)
 
 ReaderState = Literal["connecting", "online", "offline", "error"]
 
@@ -50,9 +53,28 @@ class ReaderSnapshot:
     firmware: str | None = None
     round_read_rate_per_s: int | None = None
     round_total_reads: int | None = None
+    antenna_reads: dict[int, int] = field(default_factory=dict)
+    """Reads per 1-based antenna since start."""
+    callback_failures: int = 0
+    """Reads whose ``on_read`` callback raised (logged at 1, 10, 100, then every 1000th)."""
 
 
 ReadCallback = Callable[[RawRead], None]
+
+
+def deliver(snap: ReaderSnapshot, on_read: ReadCallback, read: RawRead) -> None:
+    """Count ``read`` on its antenna and hand it to ``on_read``; a callback that raises is
+    counted and logged without flooding the log (1st, 10th, 100th, then every 1000th)."""
+    snap.antenna_reads[read.antenna] = snap.antenna_reads.get(read.antenna, 0) + 1
+    try:
+        on_read(read)
+    except Exception:
+        snap.callback_failures += 1
+        n = snap.callback_failures
+        if n in (1, 10, 100) or n % 1000 == 0:
+            logger.exception("reader %s: on_read callback failed (%d times)", snap.reader, n)
+
+
 StateCallback = Callable[[ReaderSnapshot], None]
 
 

@@ -80,6 +80,7 @@ from tagtrail.readers.model import (
     ReaderSnapshot,
     ReaderState,
     StateCallback,
+    deliver,
 )
 from tagtrail.readers.r700_events import (
     KeepAlive,
@@ -456,10 +457,7 @@ class R700Reader:
             self._rate.append((mono, reads))
 
     def _deliver(self, read: RawRead) -> None:
-        try:
-            self._on_read(read)
-        except Exception:
-            logger.exception("reader %s: on_read callback failed", self._cfg.id)
+        deliver(self._snap, self._on_read, read)
 
     # -- bookkeeping --
 

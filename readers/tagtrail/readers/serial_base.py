@@ -53,6 +53,7 @@ from tagtrail.readers.model import (
     ReaderSnapshot,
     ReaderState,
     StateCallback,
+    deliver,
 )
 from tagtrail.readers.protocols.base import DecodeFailure, StreamDecoderLike
 
@@ -387,10 +388,7 @@ class SerialReader(ABC, Generic[RecordT]):
             self._rate.append((mono, reads))
 
     def _deliver(self, read: RawRead) -> None:
-        try:
-            self._on_read(read)
-        except Exception:
-            logger.exception("reader %s: on_read callback failed", self._port_cfg.id)
+        deliver(self._snap, self._on_read, read)
 
     # -- bookkeeping --
 
