@@ -14,6 +14,8 @@ command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(infl
 command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # the TLS tests make certificates
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)   # verifies deploy/systemd units
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)                # the web view's browser test
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 
 PY=""
 for cand in python3.11 python3.12 python3.13 python3; do

@@ -198,6 +198,7 @@ class Demo:
         )
         self.procs.append(("edge", edge))
         self.echo(f"API {self.api_url}  (Authorization: Bearer {self.token})")
+        self.echo(f"web view {self.api_url}/#token={self.token}")
         self.echo(f"work folder (configs, logs, data): {self.wd}")
 
     def failed(self) -> str | None:

@@ -37,9 +37,7 @@ def identity_for(item: int) -> dict[str, Any]:
 def sku_event(
     item: int, kind: str, *, zone: str, at: float, event_id: str, from_zone: str = "dock"
 ) -> Arrived | Moved | Departed:
-    base = movement(
-        item, kind, zone=zone, at=at, event_id=f"event-{event_id}", from_zone=from_zone
-    )
+    base = movement(item, kind, zone=zone, at=at, event_id=f"event-{event_id}", from_zone=from_zone)
     identity = identity_for(item)
     data = {**base.model_dump(), "identity": identity, "epc": identity.get("epc")}
     if kind == "arrived":

@@ -40,6 +40,7 @@ from tagtrail.events import Identity
 from tagtrail.gateway.config import ApiConfig, Scope
 from tagtrail.gateway.store import CursorError, ItemPosition, PositionStore, ZoneStock
 from tagtrail.gateway.stream import Broadcaster
+from tagtrail.gateway.web import web_router
 from tagtrail.metrics import LatencyHistogram
 
 __all__ = [
@@ -843,4 +844,5 @@ def create_app(
             response.status_code = 503
         return ReadyOut(ready=not failing, checks=dict(checks), failing=failing)
 
+    app.include_router(web_router())
     return app
