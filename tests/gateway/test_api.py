@@ -44,6 +44,7 @@ REST_PATHS = [
     "/v1/zones",
     "/v1/zones/dock",
     "/v1/stock",
+    "/v1/skus",
     "/v1/movements",
 ]
 
@@ -434,6 +435,7 @@ def test_openapi_is_complete(store: SqliteStore) -> None:
         "/v1/zones",
         "/v1/zones/{zone}",
         "/v1/stock",
+        "/v1/skus",
         "/v1/movements",
         "/v1/stream",
         "/healthz",
@@ -707,3 +709,41 @@ def test_movements_from_real_influxdb(store: SqliteStore, influxd: Influxd) -> N
             await query.close()
 
     asyncio.run(scenario())
+
+
+# -- stock per SKU ---------------------------------------------------------------------
+
+
+def test_skus_with_filters_and_validation(store: SqliteStore) -> None:
+    sgtin = "3074257BF7194E4000001A85"  # urn:epc:id:sgtin:0614141.812345.6789 (TDS)
+    events = [
+        Arrived.model_validate(
+            {
+                **movement(1, "arrived", zone="dock", at=1).model_dump(),
+                "identity": {"scheme": "epc", "epc": sgtin},
+                "epc": sgtin,
+            }
+        ),
+        Arrived.model_validate(
+            {
+                **movement(2, "arrived", zone="aisle-3", at=1).model_dump(),
+                "identity": {"scheme": "gtin_quantity", "gtin": "09506000134352", "quantity": 24},
+                "epc": None,
+            }
+        ),
+    ]
+    store.apply(events)
+    app = build(store)
+    rows = get(app, "/v1/skus").json()["skus"]
+    assert rows == [
+        {"site": "wh1", "zone": "aisle-3", "gtin": "09506000134352", "count": 24},
+        {"site": "wh1", "zone": "dock", "gtin": "80614141123458", "count": 1},
+    ]
+    assert get(app, "/v1/skus", params={"zone": "dock"}).json()["skus"] == rows[1:]
+    # a GTIN-13 is padded to 14 digits
+    one = get(app, "/v1/skus", params={"gtin": "9506000134352"}).json()["skus"]
+    assert one == rows[:1]
+    assert get(app, "/v1/skus", params={"site": "wh9"}).json()["skus"] == []
+    bad = get(app, "/v1/skus", params={"gtin": "12AB"})
+    assert bad.status_code in (400, 422)
+    assert "gtin" in bad.text

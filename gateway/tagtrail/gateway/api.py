@@ -184,6 +184,23 @@ class ZonesOut(_Out):
     zones: list[ZoneOut] = Field(description="Zones by site and name.")
 
 
+class SkuStockOut(_Out):
+    """Units of one GTIN present in one zone of one site."""
+
+    site: str = Field(description="Site.")
+    zone: str = Field(description="Zone name.")
+    gtin: str = Field(description="GTIN-14 of the stock keeping unit.")
+    count: int = Field(
+        description="Units present now (a GTIN + quantity item counts its quantity)."
+    )
+
+
+class SkusOut(_Out):
+    """Stock per SKU per zone: SGTIN EPCs, serialised GTINs and GTIN + quantity items."""
+
+    skus: list[SkuStockOut] = Field(description="Rows by site, zone and GTIN; no zero rows.")
+
+
 class ZoneDetailOut(_Out):
     """A zone by name, across the sites that have a zone of that name."""
 
@@ -260,6 +277,12 @@ _ZONES_EXAMPLE = {
     "zones": [
         {"site": "wh1", "zone": "aisle-3", "count": 412},
         {"site": "wh1", "zone": "dock", "count": 0},
+    ]
+}
+_SKUS_EXAMPLE = {
+    "skus": [
+        {"site": "wh1", "zone": "aisle-3", "gtin": "09506000134352", "count": 24},
+        {"site": "wh1", "zone": "dock", "gtin": "80614141123458", "count": 3},
     ]
 }
 _ZONE_EXAMPLE = {
@@ -642,6 +665,42 @@ def create_app(
     )
     async def zones() -> ZonesOut:
         return ZonesOut(zones=[_zone_out(z) for z in store.zones()])
+
+    @app.get(
+        "/v1/skus",
+        tags=["zones"],
+        summary="Stock per SKU per zone",
+        description="Units present now per site, zone and GTIN-14. An RFID item counts when "
+        "its EPC is an SGTIN (GS1 EPC Tag Data Standard); a barcode item by its GTIN, with its "
+        "quantity for GTIN + quantity labels. SSCCs (pallets) and other codes have no SKU. "
+        "Filter by `site`, `zone` and `gtin`.",
+        response_model=SkusOut,
+        responses=_responses("Stock per SKU.", _SKUS_EXAMPLE, 400, 401, 403),
+        dependencies=read,
+    )
+    async def skus(
+        site: Annotated[
+            str | None,
+            Query(min_length=1, max_length=64, description="Only this site.", examples=["wh1"]),
+        ] = None,
+        zone: Annotated[
+            str | None,
+            Query(min_length=1, max_length=64, description="Only this zone.", examples=["dock"]),
+        ] = None,
+        gtin: Annotated[
+            str | None,
+            Query(
+                pattern=r"^[0-9]{8}$|^[0-9]{12,14}$",
+                description="Only this GTIN (GTIN-8, -12, -13 or -14; shorter ones are "
+                "left-padded to 14 digits).",
+                examples=["09506000134352"],
+            ),
+        ] = None,
+    ) -> SkusOut:
+        rows = store.sku_stock(site=site, zone=zone, gtin=None if gtin is None else gtin.zfill(14))
+        return SkusOut(
+            skus=[SkuStockOut(site=r.site, zone=r.zone, gtin=r.gtin, count=r.count) for r in rows]
+        )
 
     @app.get(
         "/v1/zones/{zone}",
