@@ -34,6 +34,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "hid": {"device": "/dev/input/by-id/usb-scanner-event-kbd", **ONE_ZONE},
     "llrp": {"host": "speedway-1.local", **ANTENNAS},
     "r700": {"url": "https://r700-1.local", "password": "impinj", **ANTENNAS},
+    "camera": {"source": "/dev/video0", **ONE_ZONE},
 }
 
 # (reader type, settings to change, the field the error must name, words of the reason)
@@ -65,6 +66,10 @@ UNSUPPORTED: list[tuple[str, dict[str, Any], str, str]] = [
     ("r700", {"transmit_power_cdbm": 4000}, "transmit_power_cdbm", "less than or equal to 3300"),
     ("r700", {"url": "ftp://r700.local"}, "url", "URL scheme"),
     ("r700", {"antennas": [{"port": 5, "zone": "x"}]}, "antennas", "ports 1-4"),
+    ("camera", {"max_decode_fps": 0}, "max_decode_fps", "greater than 0"),
+    ("camera", {"engines": ["zxing", "zxing"]}, "<reader>", "each engine may appear once"),
+    ("camera", {"engines": ["opencv"]}, "engines", "Input should be"),
+    ("camera", {"regions": [{"x": 0.5, "y": 0, "width": 0.6, "height": 1}]}, "regions", "inside"),
 ]
 
 

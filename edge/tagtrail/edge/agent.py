@@ -46,9 +46,11 @@ from tagtrail.events import (
 )
 from tagtrail.metrics import MetricsServer, new_registry
 from tagtrail.readers.ascii import AsciiScanner
+from tagtrail.readers.camera import CameraReader
 from tagtrail.readers.chafon import ChafonReader
 from tagtrail.readers.config import (
     AsciiScannerConfig,
+    CameraReaderConfig,
     ChafonReaderConfig,
     EM4100ReaderConfig,
     HidScannerConfig,
@@ -83,6 +85,7 @@ DRIVERS: dict[type[BaseModel], Callable[..., ReaderDriver]] = {
     HidScannerConfig: HidScanner,
     LlrpReaderConfig: LlrpReader,
     R700ReaderConfig: R700Reader,
+    CameraReaderConfig: CameraReader,
 }
 """The driver class of each reader type; every one takes
 ``(config, clock, on_read, on_state, *, idle_flush_s)``."""
@@ -123,7 +126,7 @@ class EdgeAgent:
         self._observers = {
             r.id: r.repeat_suppress_s
             for r in config.readers
-            if isinstance(r, AsciiScannerConfig | HidScannerConfig)
+            if isinstance(r, AsciiScannerConfig | HidScannerConfig | CameraReaderConfig)
         }
         self.smoother = Smoother(
             config.smoothing,

@@ -534,6 +534,19 @@ class CameraReaderConfig(_Strict):
         description="Replay a video file or image folder from the start at its end (tests, "
         "demos); otherwise the reader goes offline at the end.",
     )
+    folder_fps: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Frames per second an image folder is played at (video files keep their own).",
+    )
+    confirm_frames: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Frames a symbol must be decoded in before it is reported; 2 keeps a "
+        "one-frame misread of a blurred label out of the events.",
+    )
     gs_substitutes: list[str] = Field(
         default_factory=list,
         max_length=4,
@@ -568,7 +581,8 @@ ReaderConfig = Annotated[
     | AsciiScannerConfig
     | HidScannerConfig
     | LlrpReaderConfig
-    | R700ReaderConfig,
+    | R700ReaderConfig
+    | CameraReaderConfig,
     Field(discriminator="type"),
 ]
 """Union of every reader type; new drivers add their model here."""
