@@ -192,9 +192,9 @@ async def live(video: Path, *, loop: bool, seconds: float | None) -> dict[str, A
         "analysed_per_s": stats.get("analysed", 0) / wall,
         "frames": stats.get("frames", 0),
         "decodes": stats.get("decodes", 0),
-        "dropped": snap.error_counts.get("frames_dropped", 0),
+        "dropped": snap.counters.get("frames_dropped", 0),
         "identities": Counter(r.epc for r in reads),
-        "engines": {k: v for k, v in snap.error_counts.items() if k.startswith("engine_")},
+        "engines": {k: v for k, v in snap.counters.items() if k.startswith("engine_")},
     }
 
 

@@ -335,6 +335,13 @@ class ReaderStatus(_Envelope):
         description="Raw tag reads since the agent started, per 1-based antenna.",
         examples=[{"1": 5210, "2": 3088}],
     )
+    counters: dict[str, int] = Field(
+        default_factory=dict,
+        description="Activity since start that is not an error, by name: a camera's "
+        "'frames', 'analysed', 'decodes', 'frames_dropped' (dropped under load, never "
+        "queued), and the symbols each decoder engine found ('engine_zxing', "
+        "'engine_pyzbar').",
+    )
 
 
 DeviceState = Literal["online", "offline"]

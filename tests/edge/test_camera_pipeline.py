@@ -181,7 +181,8 @@ def test_camera_labels_arrive_once_each(tmp_path: Path, mosquitto: Mosquitto) ->
         assert offline.last_error == "end of source"
         counts = offline.error_counts
         assert counts.get("gs1_invalid", 0) > 0  # the bad label, never an identity
-        assert counts.get("engine_zxing", 0) > 0
+        assert offline.counters.get("engine_zxing", 0) > 0
+        assert offline.counters.get("frames", 0) > 0
         assert edge.terminate() == 0
         assert collector.invalid == []
     finally:

@@ -191,6 +191,7 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         round_read_rate_per_s=310,
         round_total_reads=62,
         antenna_reads={1: 3100, 2: 1900},
+        counters={"engine_zxing": 7},
     )
     device = DeviceStatus(
         kind="device_status",
@@ -225,6 +226,7 @@ def test_every_line_reads_back_from_influxd_with_the_right_types(influxd: Influx
         "err_checksum": "integer",
         "err_reader_0x22": "integer",
         "errors_total": "integer",
+        "n_engine_zxing": "integer",
         "online": "integer",
         "read_rate_per_s": "float",
         "reads_ant1": "integer",

@@ -229,6 +229,7 @@ class EdgeAgent:
             round_read_rate_per_s=snap.round_read_rate_per_s,
             round_total_reads=snap.round_total_reads,
             antenna_reads=dict(snap.antenna_reads),
+            counters=dict(snap.counters),
         )
 
     def _device_status(

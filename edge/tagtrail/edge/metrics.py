@@ -7,7 +7,9 @@ Per reader (labels ``reader``, and ``type`` on the first):
 * ``tagtrail_reader_errors_total`` (label ``reason``): decode failures by reason
   (``checksum``, ``length``, ``sanity``, ``garbage``, ``truncated``), link problems
   (``disconnects``, ``timeouts``) and reader error codes;
-* ``tagtrail_reader_online``: 1 while online.
+* ``tagtrail_reader_online``: 1 while online;
+* ``tagtrail_reader_activity_total`` (label ``counter``): activity that is not an error
+  (a camera's frames, decodes, frames dropped under load, each engine's symbols).
 
 For the agent:
 
@@ -50,6 +52,11 @@ def edge_metrics(agent: EdgeAgent) -> Iterator[Metric]:
     online = GaugeMetricFamily(
         "tagtrail_reader_online", "1 while the reader is online.", labels=["reader"]
     )
+    activity = CounterMetricFamily(
+        "tagtrail_reader_activity",
+        "A reader's activity that is not an error (camera frames, decodes, engine symbols).",
+        labels=["reader", "counter"],
+    )
     for driver in agent.drivers:
         snap = driver.snapshot()
         reads.add_metric([snap.reader, snap.reader_type], snap.reads_total)
@@ -57,7 +64,9 @@ def edge_metrics(agent: EdgeAgent) -> Iterator[Metric]:
         online.add_metric([snap.reader], 1.0 if snap.state == "online" else 0.0)
         for reason, count in sorted(snap.error_counts.items()):
             errors.add_metric([snap.reader, reason], count)
-    yield from (reads, rate, errors, online)
+        for name, count in sorted(snap.counters.items()):
+            activity.add_metric([snap.reader, name], count)
+    yield from (reads, rate, errors, online, activity)
 
     stats = agent.smoother.stats
     events = CounterMetricFamily(

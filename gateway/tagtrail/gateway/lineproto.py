@@ -136,6 +136,9 @@ def reader_status_line(event: ReaderStatus, ts_ns: int) -> str:
         fields.append(f"round_total_reads={event.round_total_reads}i")
     for antenna in sorted(event.antenna_reads):
         fields.append(f"reads_ant{antenna}={event.antenna_reads[antenna]}i")
+    for name in sorted(event.counters):
+        key = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+        fields.append(f"n_{key}={event.counters[name]}i")
     return f"{reader_status_series(event)} {','.join(fields)} {ts_ns}"
 
 

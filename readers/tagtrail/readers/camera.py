@@ -97,6 +97,7 @@ from tagtrail.readers.model import (
     ReaderSnapshot,
     ReaderState,
     StateCallback,
+    deliver,
 )
 from tagtrail.readers.protocols.ascii_lines import Scan
 from tagtrail.readers.scanner import ScanInterpreter
@@ -383,7 +384,7 @@ class _Session:
             credit = min(RATE_BURST, credit + (grabbed_at - credit_at) * self.rate)
             credit_at = grabbed_at
             if not self.want or credit < 1.0:
-                reader._thread_count("frames_dropped")
+                reader._thread_count("frames_dropped", stat=True)
                 continue
             image = source.retrieve()
             reason = empty_reason(image)
@@ -398,7 +399,7 @@ class _Session:
                     credit -= 1.0
                     self.cond.notify_all()
                 else:
-                    reader._thread_count("frames_dropped")
+                    reader._thread_count("frames_dropped", stat=True)
 
     # -- decode thread --
 
@@ -533,7 +534,15 @@ class CameraReader:
     def snapshot(self) -> ReaderSnapshot:
         self._merge_thread_counts()
         self._snap.read_rate_per_s = self._read_rate()
-        return dataclasses.replace(self._snap, error_counts=dict(self._snap.error_counts))
+        counters = dict(self._snap.counters)
+        for key, n in self.frame_stats.items():
+            counters[key] = n
+        return dataclasses.replace(
+            self._snap,
+            error_counts=dict(self._snap.error_counts),
+            antenna_reads=dict(self._snap.antenna_reads),
+            counters=counters,
+        )
 
     async def run(self) -> None:
         """Keep the camera going until cancelled."""
@@ -647,7 +656,8 @@ class CameraReader:
         for symbol in sighting.symbols:
             counter = _COUNTER_OF_ENGINE.get(symbol.engine)
             if counter is not None:
-                self._count(counter)
+                counters = self._snap.counters
+                counters[counter] = counters.get(counter, 0) + 1
             scan = Scan(symbol.text, symbol.symbology_id, symbol.raw)
             read = self.interpreter.read_of(scan, mono, wall)
             if read is None:
@@ -662,10 +672,7 @@ class CameraReader:
                 symbol.step,
             )
             reads += 1
-            try:
-                self._on_read(read)
-            except Exception:
-                logger.exception("reader %s: on_read callback failed", self.reader_id)
+            deliver(self._snap, self._on_read, read)
         if reads:
             self._snap.reads_total += reads
             self._rate.append((mono, reads))

@@ -55,6 +55,9 @@ class ReaderSnapshot:
     round_total_reads: int | None = None
     antenna_reads: dict[int, int] = field(default_factory=dict)
     """Reads per 1-based antenna since start."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """Activity that is not an error, by name: a camera's frames and decodes, each
+    decoder engine's symbols (``engine_zxing``), frames dropped under load."""
     callback_failures: int = 0
     """Reads whose ``on_read`` callback raised (logged at 1, 10, 100, then every 1000th)."""
 
