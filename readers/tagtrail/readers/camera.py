@@ -17,9 +17,9 @@ Blocking work runs off the event loop in two daemon threads per session:
   the scene is still; a token bucket on grab times, ``RATE_BURST``, absorbs jitter),
   runs motion gating and decodes regions of interest with
   :class:`~tagtrail.readers.barcodes.BarcodeDecoder` (engines in the configured order,
-  steps ``CAMERA_STEPS``). A symbol is reported once it was decoded in
-  ``CONFIRM_FRAMES`` frames (one-frame misreads are dropped), then in every decoded
-  frame while in view.
+  steps ``CAMERA_STEPS``). A symbol is reported once it was decoded in ``confirm_frames``
+  frames (config, default 2: one-frame misreads are dropped), then in every decoded frame
+  while in view.
 
 Results go back to the loop with ``loop.call_soon_threadsafe`` (never polled), where each
 symbol is stamped with the injected clock and turned into a read by
@@ -43,14 +43,14 @@ decodes read the whole regions. On the synthetic dock video (720p) motion boxes 
 decoded pixels to a quarter and the decode time per frame from 45 ms to about 13 ms,
 with the same reads (``bench/bench_camera_reader.py``).
 
-Counted in ``error_counts``: ``frames_dropped`` (captured frames the decode thread did
-not take: it was busy or paced by ``max_decode_fps``), ``empty_frame``, ``corrupt_image``
-(a folder file that is not an image), ``decode_error``, ``gs1_invalid``, ``not_item``,
-``disconnects`` (once per outage), ``open_failures`` (each session that never got a
-frame source open; :attr:`CameraReader.retry_delays` holds the backoff waits), and each
-engine's contribution ``engine_zxing`` / ``engine_pyzbar`` (symbols it decoded).
-:attr:`CameraReader.frame_stats` has the frame counters (frames, analysed, decodes by
-reason, symbols).
+Counted in ``error_counts``: ``empty_frame``, ``corrupt_image`` (a folder file that is
+not an image), ``decode_error``, ``gs1_invalid``, ``not_item``, ``disconnects`` (once per
+outage), ``open_failures`` (each session that never got a frame source open;
+:attr:`CameraReader.retry_delays` holds the backoff waits). Activity that is not an error
+goes to ``counters`` (reader status ``counters``): ``frames_dropped`` (captured frames the
+decode thread did not take: it was busy or paced by ``max_decode_fps``), the frame counters
+of :attr:`CameraReader.frame_stats` (frames, analysed, decodes by reason, symbols), and
+each engine's contribution ``engine_zxing`` / ``engine_pyzbar`` (symbols it decoded).
 
 Failures
 ========
