@@ -22,6 +22,7 @@ def test_there_are_examples_for_a_two_door_site() -> None:
     # fixed readers, a camera and handhelds, as the issue asks
     assert {"llrp", "r700"} <= types
     assert {"ascii", "hid"} <= types
+    assert "camera" in types
     assert (site / "gateway.yaml").is_file()
 
 
