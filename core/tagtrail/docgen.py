@@ -341,7 +341,22 @@ def readers_markdown() -> str:
         baud = f"{baud_field.default} baud" if baud_field is not None else "-"
         proto = f"`{kind}`" if kind in PROTOCOLS else "-"
         out.append(f"| `{kind}` | {doc} | {proto} | {baud} |")
-    out.append("")
+    out += [
+        "",
+        "## Why tagtrail has its own LLRP client",
+        "",
+        "sllurp, the maintained Python LLRP client, is GPL-3.0; tagtrail is Apache-2.0 and is"
+        " embedded in integrators' products, so it does not depend on it. The LLRP subset"
+        " tagtrail needs (connection event, capabilities, reader config with keep-alives,"
+        " ROSpec add/enable/start/stop/delete, events and reports, RO_ACCESS_REPORT tag data)"
+        " is implemented in `readers/tagtrail/readers/protocols/llrp.py` and"
+        " `readers/tagtrail/readers/llrp.py`. It is tested against tagtrail's own LLRP"
+        " simulator (`tagtrail sim-llrp`) and against the reader emulator of the MIT-licensed"
+        " llrpkit (a test-only dependency), and its encoders reproduce llrpkit's bytes for the"
+        " setup messages. Like real readers, both peers accept ENABLE_EVENTS_AND_REPORTS"
+        " (message type 64); the driver correlates every response by message id.",
+        "",
+    ]
     return "\n".join(out)
 
 
