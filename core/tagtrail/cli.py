@@ -215,9 +215,11 @@ def schema(mode: str, root: Path) -> None:
 @click.option(
     "--time-scale",
     type=float,
-    default=5.0,
+    default=1.0,
     show_default=True,
-    help="Play the scenario this many times faster than real time.",
+    help="Play the scenario this many times faster than real time. Above 1, events are "
+    "stamped by the faster scenario clock (ahead of the wall clock), so dashboards showing "
+    "'now' miss them; keep 1 when watching Grafana.",
 )
 @click.option(
     "--workdir",
