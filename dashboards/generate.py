@@ -268,6 +268,20 @@ def color_override(pattern: str, color: str) -> Json:
 IN_OUT_COLOURS = [color_override(".*inbound", "green"), color_override(".*outbound", "orange")]
 
 
+def rename_by_regex(regex: str, pattern: str) -> Json:
+    """Grafana's "rename fields by regex": the whole display name must match (Grafana
+    anchors a regex not written as ``/.../``), ``$1`` in the pattern is the first group."""
+    return {"id": "renameByRegex", "options": {"regex": regex, "renamePattern": pattern}}
+
+
+# InfluxQL names the columns of a regex field selection ``<alias>_<field>`` (``AS "rate"``
+# on /^reads_ant/ gives rate_reads_ant1, rate_reads_ant2, ...): the legend and table names
+# are made readable by renaming, "<device>/<reader> antenna <N>".
+ANTENNA_LEGEND = rename_by_regex(r"(.*) rate_reads_ant(\d+)", "$1 antenna $2")
+ANTENNA_COLUMN = rename_by_regex(r"sum_reads_reads_ant(\d+)", "antenna $1")
+ACTIVITY_LEGEND = rename_by_regex(r"(.*) activity_n_(.*)", "$1 $2")
+
+
 # -- the dashboards -----------------------------------------------------------------------
 
 
@@ -601,6 +615,55 @@ def reader_health() -> Json:
             "the broker's Last Will).",
         ),
         timeseries(
+            "Read rate per reader and antenna",
+            [
+                target(
+                    'SELECT non_negative_derivative(last(/^reads_ant/), 1s) AS "rate" '
+                    'FROM "reader_status" '
+                    + rw
+                    + ' GROUP BY time($__interval), "device", "reader" fill(none)',
+                    alias="$tag_device/$tag_reader $col",
+                )
+            ],
+            w=16,
+            unit="suffix: reads/s",
+            description="Raw tag reads per second on each antenna: the per-second rate of "
+            "the cumulative reads_ant<N> counters (every reads_ant field, /^reads_ant/) "
+            "between the intervals' last status points. A counter that restarts with the "
+            "edge agent draws no negative rate (non_negative_derivative).",
+            transformations=[ANTENNA_LEGEND],
+        ),
+        panel(
+            "table",
+            "Reads per antenna in range",
+            [
+                target(
+                    'SELECT sum(*) FROM (SELECT non_negative_difference(/^reads_ant/) AS "reads" '
+                    'FROM "reader_status" '
+                    + rw
+                    + ' GROUP BY "device", "reader") '
+                    + where()
+                    + ' GROUP BY "device", "reader"',
+                    table=True,
+                )
+            ],
+            w=8,
+            unit="short",
+            decimals=0,
+            description="Raw tag reads per reader and antenna in the time range: the sum of "
+            "the increments of each cumulative reads_ant<N> counter between consecutive "
+            "status points (the latest minus the first when the edge agent did not restart; "
+            "across a restart the reads before the first point after it are not counted, "
+            "instead of a negative or inflated figure). One row per reader, a column per "
+            "antenna; an antenna without reads is blank.",
+            options={"showHeader": True, "sortBy": [{"displayName": "reader"}]},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+                ANTENNA_COLUMN,
+            ],
+        ),
+        timeseries(
             "Reads per inventory round",
             [
                 target(
@@ -645,7 +708,7 @@ def reader_health() -> Json:
             stack=True,
             unit="none",
             description="Each antenna feeds one zone, so this is movement activity per "
-            "antenna. Per-antenna read rates are not in the data (docs/influxdb.md).",
+            "antenna (raw reads per antenna: Read rate per reader and antenna).",
         ),
         timeseries(
             "Reader errors per interval",
@@ -675,6 +738,28 @@ def reader_health() -> Json:
             options={"showHeader": True},
             steps=thresholds((None, "green"), (1, "orange"), (100, "red")),
             custom={"cellOptions": {"type": "color-text"}},
+        ),
+        timeseries(
+            "Reader activity per interval",
+            [
+                target(
+                    'SELECT non_negative_difference(last("reads_total")) AS "reads", '
+                    'non_negative_difference(last(/^n_/)) AS "activity" FROM "reader_status" '
+                    + rw
+                    + ' GROUP BY time($__interval), "device", "reader" fill(none)',
+                    alias="$tag_device/$tag_reader $col",
+                )
+            ],
+            bars=True,
+            unit="none",
+            description="Work each reader did per interval: raw reads (every reader), and "
+            "for readers that count activity other than errors (n_<counter>, cameras) each "
+            "counter's increase: frames captured, analysed, decodes, frames_dropped (frames "
+            "the decoder could not take: it is overloaded or paced) and the symbols each "
+            "decoder engine contributed (engine_zxing, engine_pyzbar). RFID readers report "
+            "no n_ counters: for them this shows reads only.",
+            overrides=[color_override(".*frames_dropped", "red")],
+            transformations=[ACTIVITY_LEGEND],
         ),
         stat(
             "Reads since start",

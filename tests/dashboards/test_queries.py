@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tagtrail.events import ReaderStatus
+from tagtrail.gateway.lineproto import reader_status_line, time_ns
 from tests.support import grafana
-from tests.support.grafana import Context, QueryError, Series, TimeRange
+from tests.support.grafana import Context, Json, QueryError, Series, TimeRange
 from tests.support.influxd import Influxd
 from tests.support.mosquitto import Mosquitto
 from tests.support.pipeline import (
@@ -492,3 +496,190 @@ def test_pipeline_figures(fill: Fill) -> None:
     assert per_s * INTERVAL_MS / 1000 == pytest.approx(expected_count(fill.truth))
     events = run_panel(fill, PL, "Events per second (gateway)")
     assert max(row[1] or 0 for row in events[0]["values"]) > 0
+
+
+# -- per-antenna reads and reader activity ------------------------------------------------
+
+
+def panel_named(dashboard: str, title: str) -> dict[str, Any]:
+    return next(p for p in grafana.all_panels(DASHBOARDS[dashboard]) if p["title"] == title)
+
+
+def status_points(run: Callable[[str], list[Series]], ctx: Context) -> dict[str, list[Json]]:
+    """The raw reader_status points in the range, per reader, oldest first: time,
+    reads_total and every reads_ant<N> / n_<counter> field."""
+    series = run(
+        grafana.render(
+            'SELECT "reads_total", /^reads_ant/, /^n_/ FROM "reader_status" '
+            'WHERE $timeFilter GROUP BY "reader"',
+            ctx,
+        )
+    )
+    return {s["tags"]["reader"]: grafana.rows(s) for s in series}
+
+
+def counter_fields(points: list[Json], prefix: str) -> list[str]:
+    return sorted(
+        {k for p in points for k, v in p.items() if k.startswith(prefix) and v is not None}
+    )
+
+
+def interval_last(points: list[Json], name: str) -> list[tuple[int, int]]:
+    """``last(name)`` per GROUP BY time() interval (aligned to the epoch), intervals
+    without a value of the field left out (fill(none))."""
+    last: dict[int, int] = {}
+    for p in points:
+        if p[name] is not None:
+            last[p["time"] - p["time"] % INTERVAL_MS] = p[name]
+    return sorted(last.items())
+
+
+def rate_per_s(points: list[Json], name: str) -> dict[int, float]:
+    """non_negative_derivative(last(name), 1s) over the intervals: the change between
+    consecutive intervals with a value, per second of the intervals' start times."""
+    out = {}
+    for (t0, v0), (t1, v1) in itertools.pairwise(interval_last(points, name)):
+        rate = (v1 - v0) / ((t1 - t0) / 1000)
+        if rate >= 0:
+            out[t1] = rate
+    return out
+
+
+def per_interval(points: list[Json], name: str) -> dict[int, int]:
+    """non_negative_difference(last(name)) over the intervals."""
+    out = {}
+    for (_, v0), (t1, v1) in itertools.pairwise(interval_last(points, name)):
+        if v1 >= v0:
+            out[t1] = v1 - v0
+    return out
+
+
+def increments(points: list[Json], name: str) -> int:
+    """Sum of the non-negative changes between consecutive points carrying the field."""
+    values = [p[name] for p in points if p[name] is not None]
+    return sum(b - a for a, b in itertools.pairwise(values) if b >= a)
+
+
+def non_null(rows: list[list[Any]]) -> dict[int, Any]:
+    return {t: v for t, v in rows if v is not None}
+
+
+def test_read_rate_per_reader_and_antenna(fill: Fill) -> None:
+    """One line per reader and antenna, named "<device>/<reader> antenna <N>", each the
+    per-second rate of that antenna's cumulative counter between the intervals."""
+    ctx = fill.context(RH)
+    points = status_points(fill.run, ctx)["r0"]
+    antennas = counter_fields(points, "reads_ant")
+    # the scenario's three connected antennas see tags; port 4 is disconnected
+    assert antennas == [f"reads_ant{n}" for n in sorted(int(a) for a in fill.truth["antennas"])]
+    got = grafana.run_timeseries_panel(
+        panel_named(RH, "Read rate per reader and antenna"), ctx, fill.run
+    )
+    want = {
+        f"{fill.device}/r0 antenna {name.removeprefix('reads_ant')}": rate_per_s(points, name)
+        for name in antennas
+    }
+    assert sorted(got) == sorted(want)
+    for name, rates in want.items():
+        assert non_null(got[name]) == pytest.approx(rates), name
+        assert max(rates.values()) > 1.0, name  # tags sat in front of every antenna
+
+
+def test_reads_per_antenna_in_range(fill: Fill) -> None:
+    """One row per reader, a column per antenna: the reads of the range, the sum of the
+    counter's increments (= latest minus first: the edge agent did not restart)."""
+    ctx = fill.context(RH)
+    points = status_points(fill.run, ctx)["r0"]
+    antennas = counter_fields(points, "reads_ant")
+    (table,) = grafana.run_table_panel(panel_named(RH, "Reads per antenna in range"), ctx, fill.run)
+    assert sorted(table.fields) == sorted(
+        ["device", "reader", *(f"antenna {a.removeprefix('reads_ant')}" for a in antennas)]
+    )
+    (row,) = table.records()
+    assert (row["device"], row["reader"]) == (fill.device, "r0")
+    for name in antennas:
+        values = [p[name] for p in points if p[name] is not None]
+        n = increments(points, name)
+        assert n == values[-1] - values[0] > 0
+        assert row[f"antenna {name.removeprefix('reads_ant')}"] == n
+    # every raw read is counted on its antenna: at each point the antennas add up to the
+    # reader's reads (an antenna's field is absent until its first read)
+    assert all(sum(p[a] or 0 for a in antennas) == p["reads_total"] for p in points)
+
+
+def test_reader_activity_of_an_rfid_reader_is_its_reads(fill: Fill) -> None:
+    """An RFID reader reports no n_<counter> fields: the activity panel shows its reads
+    per interval (never an empty panel on an RFID-only site such as the demo)."""
+    ctx = fill.context(RH)
+    points = status_points(fill.run, ctx)["r0"]
+    assert counter_fields(points, "n_") == []
+    got = grafana.run_timeseries_panel(
+        panel_named(RH, "Reader activity per interval"), ctx, fill.run
+    )
+    assert sorted(got) == [f"{fill.device}/r0 reads"]
+    want = per_interval(points, "reads_total")
+    assert non_null(got[f"{fill.device}/r0 reads"]) == want
+    assert sum(want.values()) > 100
+
+
+CAMERA_DB = "tagtrail_camera"
+
+
+def test_reader_activity_of_a_camera(fill: Fill) -> None:
+    """A camera's counters as the gateway writes them (its own line protocol code) into a
+    database of their own: one bar per counter, named after it, each the counter's
+    increase per interval; frames_dropped among them. The demo has no camera."""
+    start = fill.time.from_ms + 120_000
+    start -= start % INTERVAL_MS
+    counters = [
+        {"frames": 15 * i * 10, "analysed": 12 * i * 10, "decodes": 3 * i, "engine_zxing": i}
+        | {"frames_dropped": 3 * i * 10}
+        for i in range(6)
+    ]
+    counters[4]["frames_dropped"] = counters[3]["frames_dropped"]  # none dropped then
+    lines = []
+    for i, c in enumerate(counters):
+        event = ReaderStatus(
+            event_id=f"camera-status-{i}",
+            event_time=datetime.fromtimestamp((start + i * INTERVAL_MS + 1500) / 1000, UTC),
+            site=fill.site,
+            device="dock-cam",
+            kind="reader_status",
+            reader="cam-1",
+            reader_type="camera",
+            state="online",
+            read_rate_per_s=0.2,
+            reads_total=2 * i,
+            counters=c,
+        )
+        lines.append(reader_status_line(event, time_ns(event.event_time)))
+    fill.influx.query(f"CREATE DATABASE {CAMERA_DB}")
+    fill.influx.write(CAMERA_DB, "\n".join(lines))
+
+    def run(query: str) -> list[Series]:
+        return grafana.run_influxql(fill.influx.url, CAMERA_DB, query)
+
+    ctx = fill.context(RH)  # the site's selection, with the camera's device and reader
+    ctx.values.update(device=["dock-cam"], reader=["cam-1"])
+    points = status_points(run, ctx)["cam-1"]
+    fields = counter_fields(points, "n_")
+    assert fields == sorted(f"n_{k}" for k in counters[0])
+    got = grafana.run_timeseries_panel(panel_named(RH, "Reader activity per interval"), ctx, run)
+    want = {f"dock-cam/cam-1 {f.removeprefix('n_')}": per_interval(points, f) for f in fields}
+    want["dock-cam/cam-1 reads"] = per_interval(points, "reads_total")
+    assert sorted(got) == sorted(want)
+    for name, values in want.items():
+        assert non_null(got[name]) == values, name
+    dropped = non_null(got["dock-cam/cam-1 frames_dropped"])
+    assert sorted(dropped.values()) == [0, 30, 30, 30, 60]  # none dropped in one interval
+    # a camera counts no reads per antenna: the antenna panels stay empty for it
+    assert (
+        grafana.run_timeseries_panel(panel_named(RH, "Read rate per reader and antenna"), ctx, run)
+        == {}
+    )
+    # and the red override picks the dropped frames out
+    overrides = panel_named(RH, "Reader activity per interval")["fieldConfig"]["overrides"]
+    (red,) = [o for o in overrides if o["properties"][0]["value"]["fixedColor"] == "red"]
+    assert [n for n in got if re.fullmatch(red["matcher"]["options"], n)] == [
+        "dock-cam/cam-1 frames_dropped"
+    ]

@@ -196,10 +196,16 @@ def test_panels_use_only_transformations_the_tests_run() -> None:
     seen = 0
     for dashboard in DASHBOARDS.values():
         for panel in grafana.all_panels(dashboard):
-            for t in panel.get("transformations", []):
+            steps = panel.get("transformations", [])
+            for t in steps:
                 seen += 1
-                assert t["id"] in {"merge", "groupBy", "organize", "sortBy"}, panel["title"]
+                assert t["id"] in {"merge", "groupBy", "organize", "sortBy", "renameByRegex"}
+            if any(t["id"] != "renameByRegex" for t in steps):
+                # those run on the tables of table-format targets (run_table_panel)
                 assert all(x["resultFormat"] == "table" for x in panel["targets"])
+            elif steps and panel["type"] == "timeseries":
+                # renaming legends: run_timeseries_panel applies it to the aliased names
+                assert all(x["resultFormat"] == "time_series" for x in panel["targets"])
     assert seen
 
 
@@ -244,3 +250,35 @@ def test_group_by_organize_and_sort_like_grafana() -> None:
     assert out.rows == [["a", 4.0, 1], ["b", 2.0, 2]]
     with pytest.raises(QueryError, match="not supported"):
         grafana.transform([frame], [{"id": "calculateField", "options": {}}])
+
+
+def test_rename_by_regex_like_grafana() -> None:
+    """stringToJsRegex anchors a plain regex (the whole name must match), /.../ is used as
+    written; $1 in the pattern is the first group."""
+    legend = {"regex": "(.*) rate_reads_ant(\\d+)", "renamePattern": "$1 antenna $2"}
+    assert grafana.rename_by_regex("door-7/r0 rate_reads_ant12", legend) == "door-7/r0 antenna 12"
+    assert grafana.rename_by_regex("door-7/r0 reads", legend) == "door-7/r0 reads"
+    anchored = {"regex": "ant(\\d)", "renamePattern": "antenna $1"}
+    assert grafana.rename_by_regex("reads_ant1", anchored) == "reads_ant1"  # not the whole name
+    assert grafana.rename_by_regex("ant1", anchored) == "antenna 1"
+    loose = {"regex": "/ant(\\d)/", "renamePattern": "antenna $1 $9"}
+    assert grafana.rename_by_regex("reads_ant1", loose) == "reads_antenna 1 $9"
+    frame = grafana.Frame(["Time", "reads_reads_ant2"], [[1, 5]])
+    step = {
+        "id": "renameByRegex",
+        "options": {"regex": "reads_reads_ant(\\d+)", "renamePattern": "antenna $1"},
+    }
+    (out,) = grafana.transform([frame], [step])
+    assert out.fields == ["Time", "antenna 2"]
+
+
+def test_time_series_names_like_grafanas_backend() -> None:
+    series = {"name": "reader_status", "tags": {"device": "d-1", "reader": "r0"}}
+    alias = {"alias": "$tag_device/$tag_reader $col"}
+    assert grafana.display_name(alias, series, "rate_reads_ant1") == "d-1/r0 rate_reads_ant1"
+    assert grafana.display_name({"alias": "[[tag_reader]] $m $tag_x"}, series, "c") == (
+        "r0 reader_status $tag_x"  # an unknown tag stays as written
+    )
+    assert grafana.display_name({}, series, "last") == (
+        "reader_status.last { device: d-1, reader: r0 }"
+    )

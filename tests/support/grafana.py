@@ -418,8 +418,40 @@ def _sort_by(frames: list[Frame], options: Json) -> list[Frame]:
     return out
 
 
+def rename_by_regex(name: str, options: Json) -> str:
+    """Grafana's "renameByRegex" on one display name: a regex not written as ``/.../flags``
+    must match the whole name (``stringToJsRegex`` anchors it), the pattern's ``$1`` is the
+    first group (JavaScript ``String.replace``)."""
+    pattern = str(options["regex"])
+    m = re.fullmatch(r"/(.*?)/([gimys]*)", pattern, re.DOTALL)
+    if m:
+        rx = re.compile(m.group(1), re.IGNORECASE if "i" in m.group(2) else 0)
+        count = 0 if "g" in m.group(2) else 1
+    else:
+        rx, count = re.compile(f"^(?:{pattern})$"), 1
+    if not rx.search(name):
+        return name
+    template = str(options["renamePattern"])
+
+    def expand(hit: re.Match[str]) -> str:
+        def group(g: re.Match[str]) -> str:
+            n = int(g.group(1))
+            return (hit.group(n) or "") if 0 < n <= rx.groups else g.group(0)
+
+        return re.sub(r"\$(\d+)", group, template)
+
+    return rx.sub(expand, name, count=count)
+
+
+def _rename_by_regex(frames: list[Frame], options: Json) -> list[Frame]:
+    return [
+        Frame([rename_by_regex(n, options) for n in f.fields], f.rows, f.ref_id) for f in frames
+    ]
+
+
 def transform(frames: list[Frame], transformations: list[Json]) -> list[Frame]:
-    """Apply a panel's transformations (merge, groupBy, organize, sortBy) like Grafana."""
+    """Apply a panel's transformations (merge, groupBy, organize, sortBy, renameByRegex)
+    like Grafana."""
     for t in transformations:
         if t.get("disabled"):
             continue
@@ -432,6 +464,8 @@ def transform(frames: list[Frame], transformations: list[Json]) -> list[Frame]:
             frames = _organize(frames, options)
         elif kind == "sortBy":
             frames = _sort_by(frames, options)
+        elif kind == "renameByRegex":
+            frames = _rename_by_regex(frames, options)
         else:
             raise QueryError(f"transformation {kind!r} is not supported here")
     return frames
@@ -448,3 +482,66 @@ def run_table_panel(panel: Json, ctx: Context, run: Runner) -> list[Frame]:
             raise QueryError(f"target {target.get('refId')} is not table-format")
         frames += table_frames(run_target(target, ctx, run), str(target.get("refId", "")))
     return transform(frames, panel.get("transformations", []))
+
+
+# -- time series panels ------------------------------------------------------------------
+
+# Grafana's InfluxDB backend: the alias patterns it replaces in a target's alias
+# (pkg/tsdb/influxdb/.../util.go, legendFormat).
+_ALIAS = re.compile(r"\[\[([@/\w-]+)(\.[@/\w-]+)*\]\]*|\$([@\w-]+?)*")
+
+
+def display_name(target: Json, series: Series, column: str) -> str:
+    """The name Grafana gives the field of one value column of a time-series result (the
+    legend): the target's alias with ``$col``, ``$m``/``$measurement``, ``$tag_<key>`` and
+    ``$<n>`` (a segment of the measurement name) replaced; without an alias
+    ``<measurement>.<column> { key: value, ... }``."""
+    name = str(series.get("name", ""))
+    tags: dict[str, str] = series.get("tags") or {}
+    alias = str(target.get("alias") or "")
+    if not alias:
+        out = f"{name}.{column}"
+        if tags:
+            out += " { " + ", ".join(f"{k}: {v}" for k, v in tags.items()) + " }"
+        return out
+    segments = name.split(".")
+
+    def substitute(m: re.Match[str]) -> str:
+        text = m.group(0).replace("[[", "", 1).replace("]]", "", 1).replace("$", "", 1)
+        if text in ("m", "measurement"):
+            return name
+        if text == "col":
+            return column
+        if text.isdigit() and int(text) < len(segments):
+            return segments[int(text)]
+        if text.startswith("tag_") and text[4:] in tags:
+            return tags[text[4:]]
+        return m.group(0)
+
+    return _ALIAS.sub(substitute, alias)
+
+
+def run_timeseries_panel(panel: Json, ctx: Context, run: Runner) -> dict[str, list[list[Any]]]:
+    """Run every time-series InfluxDB target of a panel and name its fields as the panel
+    shows them (alias, then the panel's renameByRegex transformations): display name ->
+    ``[time_ms, value]`` rows. Two fields with one name raise (two legend entries that
+    cannot be told apart)."""
+    steps = [t for t in panel.get("transformations", []) if not t.get("disabled")]
+    for t in steps:
+        if t["id"] != "renameByRegex":
+            raise QueryError(f"transformation {t['id']!r} is not supported on time series")
+    out: dict[str, list[list[Any]]] = {}
+    for target in panel.get("targets", []):
+        if not is_influx(target, panel) or target.get("hide"):
+            continue
+        if target.get("resultFormat") == "table":
+            raise QueryError(f"target {target.get('refId')} is table-format")
+        for s in run_target(target, ctx, run):
+            for i, column in enumerate(s["columns"][1:], start=1):
+                name = display_name(target, s, column)
+                for t in steps:
+                    name = rename_by_regex(name, t.get("options", {}))
+                if name in out:
+                    raise QueryError(f"two fields named {name!r} in panel {panel.get('title')}")
+                out[name] = [[row[0], row[i]] for row in s.get("values", [])]
+    return out

@@ -153,6 +153,7 @@ class EdgeAgent:
             make_driver(r, self.clock, self, config.time_scale) for r in config.readers
         ]
         self._reader_types = {r.id: r.type for r in config.readers}
+        self._ports = {r.id: [a.port for a in r.antennas] for r in config.readers}
         self._pending: list[AnyEvent] = []
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,7 +229,7 @@ class EdgeAgent:
             firmware=snap.firmware,
             round_read_rate_per_s=snap.round_read_rate_per_s,
             round_total_reads=snap.round_total_reads,
-            antenna_reads=dict(snap.antenna_reads),
+            antenna_reads={**dict.fromkeys(self._ports[snap.reader], 0), **snap.antenna_reads},
             counters=dict(snap.counters),
         )
 
