@@ -211,10 +211,10 @@ def test_scans_become_positions(tmp_path: Path, mosquitto: Mosquitto, influxd: I
         assert edge.terminate() == 0
         with collector.lock:
             final = [e for e in collector.events if isinstance(e, ReaderStatus)]
-        gun = [s for s in final if s.reader == "gun-a"]
-        assert gun[0].antenna_reads == {1: 0}  # configured antennas are there from the start
-        assert gun[-1].antenna_reads == {1: 4}
-        gun_counts = gun[-1].error_counts
+        gun_status = [s for s in final if s.reader == "gun-a"]
+        assert gun_status[0].antenna_reads == {1: 0}  # configured antennas from the start
+        assert gun_status[-1].antenna_reads == {1: 4}
+        gun_counts = gun_status[-1].error_counts
         assert "not_item" not in gun_counts
         assert gun_counts.get("gs1_invalid") == 1
         assert collector.invalid == []
