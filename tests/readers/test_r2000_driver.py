@@ -396,3 +396,32 @@ def test_stalled_partial_frame_is_flushed_and_round_times_out(tmp_path: Path) ->
     assert counts["timeouts"] == 1  # the first round never ended
     assert "disconnects" not in counts
     assert [s.state for s in rec.states] == ["online", "offline"]  # offline: cancelled
+
+
+def test_a_round_without_tags_is_an_empty_round_not_an_error(tmp_path: Path) -> None:
+    # A0 04 01 89 36: checksum = -(0xA0 + 0x04 + 0x01 + 0x89 + 0x36) & 0xFF = 0x9C
+    no_tag = hx("A0 04 01 89 36 9C")
+
+    fourth_round = asyncio.Event()
+
+    def inventory(peer: Peer) -> bytes:
+        if peer.inventories >= 4:
+            fourth_round.set()  # the driver ended rounds 2 and 3 (empty) before asking
+        return TAG_A1 + round_end(0, 120, 1) if peer.inventories == 1 else no_tag
+
+    async def scenario(reader: R2000Reader, rec: Recorder, link: Path, clock: ManualClock) -> None:
+        peer = Peer(link, standard(inventory))
+        try:
+            async with asyncio.timeout(10):
+                await fourth_round.wait()
+        finally:
+            peer.close()
+
+    reader, rec, _ = run_with_driver(tmp_path, [1], scenario)
+    snap = reader.snapshot()
+    assert len(rec.reads) == 1
+    assert snap.counters["empty_rounds"] >= 2
+    assert not any(k.startswith("reader_0x") for k in snap.error_counts)
+    assert "timeouts" not in snap.error_counts
+    assert snap.round_total_reads == 0
+    assert snap.round_read_rate_per_s == 0

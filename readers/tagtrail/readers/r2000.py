@@ -12,6 +12,9 @@ flush, reconnects and the health snapshot. This module holds the R2000 conversat
    and the antenna skipped), start a real-time inventory with the configured
    ``repeat`` and deliver every tag frame as a :class:`~tagtrail.readers.model.RawRead`
    until the round-end frame, an error frame or ``round_timeout_s`` (``timeouts``).
+   A round that found no tag ends with result code 0x36 (``no_tag_error``): that is an
+   empty round, counted in ``counters`` as ``empty_rounds`` and reported as a round of 0
+   reads, not an error.
    If a frame fails to decode during a request and the line then stays quiet for
    ``idle_flush_s``, the lost frame was most likely the awaited answer: the request
    ends early (also counted as ``timeouts``) instead of stalling the whole round.
@@ -54,6 +57,10 @@ from tagtrail.readers.protocols.r2000 import (
     cmd_set_work_antenna,
 )
 from tagtrail.readers.serial_base import RATE_WINDOW_S, SerialReader
+
+NO_TAG = 0x36
+"""Result code of an inventory round that found no tag (``no_tag_error``)."""
+_INVENTORY = frozenset({CMD_REALTIME_INVENTORY, 0x8B})
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +121,12 @@ class R2000Reader(SerialReader[Record]):
         if isinstance(rec, RoundEnd):
             self._snap.round_read_rate_per_s = rec.read_rate
             self._snap.round_total_reads = rec.total_reads
+        elif isinstance(rec, ResultCode) and rec.code == NO_TAG and rec.command in _INVENTORY:
+            # A round that found no tag: normal at an empty door, not an error.
+            self._snap.round_read_rate_per_s = 0
+            self._snap.round_total_reads = 0
+            counters = self._snap.counters
+            counters["empty_rounds"] = counters.get("empty_rounds", 0) + 1
         elif isinstance(rec, ResultCode) and not rec.ok:
             self._count(f"reader_0x{rec.code:02X}")
             self._snap.last_error = f"reader error {rec.name} on command 0x{rec.command:02X}"
