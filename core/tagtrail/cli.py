@@ -21,6 +21,16 @@ class _LazyGroup(click.Group):
     """A group whose component commands are imported only when named: ``tagtrail --help``
     and ``tagtrail edge run`` do not load OpenCV or the simulators."""
 
+    lazy_help: ClassVar[dict[str, str]] = {
+        "decode": "Decode reader bytes (HEX) or barcode images (--image).",
+        "sim": "Simulate a serial RFID reader on a pseudo-terminal.",
+        "sim-llrp": "Simulate an LLRP fixed reader on a TCP port.",
+        "sim-r700": "Simulate an Impinj R700 (REST + NDJSON stream).",
+        "sim-camera": "Render a camera scenario: video, frames or live MJPEG.",
+        "epc": "Decode EPCs per the GS1 EPC Tag Data Standard.",
+    }
+    """Listed by ``tagtrail --help`` without importing the command's module."""
+
     lazy: ClassVar[dict[str, str]] = {
         "decode": "tagtrail.readers.cli:decode_command",
         "sim": "tagtrail.sim.cli:sim_command",
@@ -29,6 +39,19 @@ class _LazyGroup(click.Group):
         "sim-camera": "tagtrail.sim.camera:camera_command",
         "epc": "tagtrail.readers.epc_cli:epc_command",
     }
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy_help[name]))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

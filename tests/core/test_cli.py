@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
-from tagtrail.cli import main
+from tagtrail.cli import _LazyGroup, main
 from tests.support.pipeline import SCENARIOS
 from tests.support.services import require_executable
 
@@ -188,3 +189,18 @@ def test_check_config_knows_gateway_configs(tmp_path: Path) -> None:
     assert "influx:" in bad.output
     assert "api.tokens.0: token must be at least 16 characters" in bad.output
     assert "api.port:" in bad.output
+
+
+def test_lazy_commands_load_when_named_and_list_without_loading() -> None:
+    group = main
+    assert isinstance(group, _LazyGroup)
+    lazy = group.lazy
+    assert set(group.lazy_help) == set(lazy)
+    ctx = click.Context(group)
+    for name in lazy:
+        command = group.get_command(ctx, name)
+        assert isinstance(command, click.Command), name
+    listing = CliRunner().invoke(main, ["--help"])
+    assert listing.exit_code == 0
+    for name in lazy:
+        assert f"  {name} " in listing.output

@@ -18,7 +18,7 @@ from tagtrail.gateway.web import ASSETS, CSP, load_assets
 from tests.gateway.test_api import BOTH, READ, UNKNOWN, build, get, populate
 from tests.gateway.test_store import epc_of, open_store
 
-WEB = Path(__file__).resolve().parents[2] / "gateway" / "tagtrail" / "gateway" / "web"
+WEB = Path(__file__).resolve().parents[2] / "gateway" / "tagtrail" / "gateway" / "webui"
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_assets_load_with_their_types_and_revalidate(store: SqliteStore) -> None
 
 
 def test_every_shipped_file_is_served() -> None:
-    """What ``tagtrail/gateway/web/`` holds is exactly what the router serves (and so
+    """What ``tagtrail/gateway/webui/`` holds is exactly what the router serves (and so
     what the package data must include)."""
     assert sorted(p.name for p in WEB.iterdir()) == sorted(ASSETS)
     assets = load_assets()

@@ -49,7 +49,7 @@ ASSETS: dict[str, str] = {
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
-"""The web view's files (in ``tagtrail/gateway/web/``) and their media types."""
+"""The web view's files (in ``tagtrail/gateway/webui/``) and their media types."""
 
 _HEADERS = {
     "Content-Security-Policy": CSP,
@@ -81,7 +81,7 @@ def load_assets() -> dict[str, Asset]:
 
     Raises :class:`TagtrailError` when one is missing (a package built without its data).
     """
-    folder = files("tagtrail.gateway").joinpath("web")
+    folder = files("tagtrail.gateway").joinpath("webui")
     out: dict[str, Asset] = {}
     for name, media_type in ASSETS.items():
         try:
@@ -89,7 +89,7 @@ def load_assets() -> dict[str, Asset]:
         except OSError as exc:
             raise TagtrailError(
                 f"web view file {name!r} is missing from the tagtrail.gateway package: "
-                "reinstall tagtrail (its package data holds tagtrail/gateway/web/*)"
+                "reinstall tagtrail (its package data holds tagtrail/gateway/webui/*)"
             ) from exc
         digest = hashlib.sha256(body).hexdigest()[:20]
         out[name] = Asset(body, media_type, f'"{digest}"')
