@@ -120,3 +120,27 @@ def test_sku_stock_equals_recount_for_any_delivery(
             i += size
             assert store.sku_stock() == store.recount_skus()
             assert all(s.count > 0 for s in store.sku_stock())
+
+
+def test_a_store_from_before_sku_stock_is_counted_on_open(tmp_path: Path) -> None:
+    """A database written before stock per SKU existed: its present items are counted when
+    the store opens, so moving them later applies (it never goes below zero)."""
+    import sqlite3
+
+    path = tmp_path / "s.sqlite"
+    with open_store(path) as store:
+        store.apply(
+            [sku_event(i, "arrived", zone="dock", at=1, event_id=f"a{i}") for i in range(7)]
+        )
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM sku_stock")  # as the older version left it
+    conn.execute("PRAGMA user_version = 0")
+    conn.commit()
+    conn.close()
+    with open_store(path) as store:
+        assert store.sku_stock() == store.recount_skus()
+        result = store.apply([sku_event(2, "moved", zone="aisle-1", at=2, event_id="m2")])
+        assert result.applied == 1
+        assert store.sku_stock() == store.recount_skus()
+    with open_store(path) as store:  # rebuilt once, not at every open
+        assert store.sku_stock() == store.recount_skus()

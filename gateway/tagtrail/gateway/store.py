@@ -210,6 +210,36 @@ def sku_of(identity: AnyIdentity) -> tuple[str, int] | None:
     return None
 
 
+_SKU_STOCK_VERSION = 1
+
+
+def _backfill_sku_stock(conn: sqlite3.Connection) -> None:
+    """Fill ``sku_stock`` from the present items, once per database (``user_version`` 1
+    marks it done): a store made before stock per SKU existed holds items the table does
+    not count yet, and a move of one would take a count below zero."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if int(version) >= _SKU_STOCK_VERSION:
+        return
+    totals: dict[tuple[str, str, str], int] = {}
+    for site, zone, identity in conn.execute(
+        "SELECT site, zone, identity FROM items WHERE present = 1"
+    ):
+        sku = sku_of(IDENTITY.validate_json(identity))
+        if sku is not None:
+            key = (site, zone, sku[0])
+            totals[key] = totals.get(key, 0) + sku[1]
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("DELETE FROM sku_stock")
+    conn.executemany(
+        "INSERT INTO sku_stock (site, zone, gtin, count) VALUES (?, ?, ?, ?)",
+        [(*k, n) for k, n in totals.items() if n],
+    )
+    conn.execute(f"PRAGMA user_version = {_SKU_STOCK_VERSION}")
+    conn.execute("COMMIT")
+    if totals:
+        logger.info("stock per SKU rebuilt: %d (site, zone, GTIN) rows", len(totals))
+
+
 class StoreError(TagtrailError):
     """The positions store could not be opened, written or read."""
 
@@ -479,6 +509,7 @@ class SqliteStore:
             conn.execute("PRAGMA wal_autocheckpoint=10000")
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _backfill_sku_stock(conn)
             (depth,) = conn.execute("SELECT COUNT(*) FROM spool").fetchone()
             series = dict(conn.execute("SELECT series, last_ts FROM series_ts").fetchall())
         except sqlite3.Error as exc:
@@ -649,7 +680,12 @@ class SqliteStore:
             if old_present:
                 old_pair = (old_site, old_zone)
                 stock_delta[old_pair] = stock_delta.get(old_pair, 0) - 1
-                old_sku = sku_of(IDENTITY.validate_json(old_identity))
+                # The item key fixes the identity, except a GTIN + quantity's quantity.
+                old_sku = (
+                    sku_of(IDENTITY.validate_json(old_identity))
+                    if isinstance(event.identity, GtinQuantityIdentity)
+                    else sku_of(event.identity)
+                )
                 if old_sku is not None:
                     sku_key = (old_site, old_zone, old_sku[0])
                     sku_delta[sku_key] = sku_delta.get(sku_key, 0) - old_sku[1]

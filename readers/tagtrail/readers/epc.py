@@ -117,6 +117,7 @@ of Impinj/NXP chips, which start with the TID class byte 0xE2.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -632,7 +633,9 @@ def decode_epc(hexstr: str) -> EpcInfo | EpcNotGs1:
         return EpcNotGs1(text, fail.reason, fail.detail, header, scheme.value)
 
 
+@functools.lru_cache(maxsize=65536)
 def gtin_of(hexstr: str) -> str | None:
-    """GTIN-14 of an SGTIN EPC; ``None`` for anything else. Never raises."""
+    """GTIN-14 of an SGTIN EPC; ``None`` for anything else. Never raises. Cached: the
+    gateway asks for the same items' EPCs again and again."""
     info = decode_epc(hexstr)
     return info.gtin14 if isinstance(info, EpcInfo) else None
