@@ -42,3 +42,16 @@ def test_a_failing_callback_is_counted_and_logged_sparingly(
         "100 times)",
         "1000 times)",
     ]
+
+
+@pytest.mark.parametrize("antenna", [0, 65, 255])
+def test_a_read_on_an_antenna_events_cannot_carry_is_counted_and_dropped(antenna: int) -> None:
+    snap = ReaderSnapshot(reader="r1", reader_type="llrp")
+    got: list[RawRead] = []
+    deliver(snap, got.append, _read(antenna))
+    deliver(snap, got.append, _read(64))
+    assert [r.antenna for r in got] == [64]
+    assert snap.error_counts == {"bad_antenna": 1}
+    assert snap.antenna_reads == {64: 1}
+    assert snap.last_error is not None
+    assert str(antenna) in snap.last_error

@@ -35,6 +35,7 @@ from tagtrail.edge.metrics import edge_metrics
 from tagtrail.edge.outbox import Outbox
 from tagtrail.edge.publisher import Publisher
 from tagtrail.edge.smoothing import MovementEvent, Smoother
+from tagtrail.errors import TagtrailError
 from tagtrail.events import (
     AnyEvent,
     Arrived,
@@ -265,7 +266,11 @@ class EdgeAgent:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.status.heartbeat_s / self.config.time_scale)
-            await self.heartbeat()
+            try:
+                await self.heartbeat()
+            except (TagtrailError, ValueError):
+                # A status that cannot be built or sent must not stop the readers.
+                log.exception("heartbeat failed; the next one follows on schedule")
 
     async def _start_metrics(self) -> MetricsServer | None:
         cfg = self.config.metrics

@@ -12,6 +12,9 @@ from tagtrail.events import AnyIdentity, ItemAttributes
 
 logger = logging.getLogger(__name__)
 
+MAX_ANTENNA = 64
+"""Highest antenna number events carry (``antenna`` is 1-based)."""
+
 ReaderState = Literal["connecting", "online", "offline", "error"]
 
 
@@ -67,7 +70,14 @@ ReadCallback = Callable[[RawRead], None]
 
 def deliver(snap: ReaderSnapshot, on_read: ReadCallback, read: RawRead) -> None:
     """Count ``read`` on its antenna and hand it to ``on_read``; a callback that raises is
-    counted and logged without flooding the log (1st, 10th, 100th, then every 1000th)."""
+    counted and logged without flooding the log (1st, 10th, 100th, then every 1000th).
+
+    A read on an antenna outside 1-64 (what events can carry; a reader reporting antenna 0
+    or 255) is counted as ``bad_antenna`` and dropped."""
+    if not 1 <= read.antenna <= MAX_ANTENNA:
+        snap.error_counts["bad_antenna"] = snap.error_counts.get("bad_antenna", 0) + 1
+        snap.last_error = f"read on antenna {read.antenna}, outside 1-{MAX_ANTENNA}: dropped"
+        return
     snap.antenna_reads[read.antenna] = snap.antenna_reads.get(read.antenna, 0) + 1
     try:
         on_read(read)

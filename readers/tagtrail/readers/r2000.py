@@ -45,6 +45,7 @@ from tagtrail.readers.protocols.base import StreamDecoderLike
 from tagtrail.readers.protocols.r2000 import (
     CMD_GET_FIRMWARE,
     CMD_REALTIME_INVENTORY,
+    CMD_SESSION_INVENTORY,
     CMD_SET_WORK_ANTENNA,
     Record,
     Reply,
@@ -60,7 +61,7 @@ from tagtrail.readers.serial_base import RATE_WINDOW_S, SerialReader
 
 NO_TAG = 0x36
 """Result code of an inventory round that found no tag (``no_tag_error``)."""
-_INVENTORY = frozenset({CMD_REALTIME_INVENTORY, 0x8B})
+_INVENTORY = frozenset({CMD_REALTIME_INVENTORY, CMD_SESSION_INVENTORY})
 
 logger = logging.getLogger(__name__)
 

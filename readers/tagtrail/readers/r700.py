@@ -215,7 +215,12 @@ class R700Reader:
 
     def snapshot(self) -> ReaderSnapshot:
         self._snap.read_rate_per_s = self._read_rate()
-        return dataclasses.replace(self._snap, error_counts=dict(self._snap.error_counts))
+        return dataclasses.replace(
+            self._snap,
+            error_counts=dict(self._snap.error_counts),
+            antenna_reads=dict(self._snap.antenna_reads),
+            counters=dict(self._snap.counters),
+        )
 
     async def run(self) -> None:
         """Keep the reader going until cancelled."""
