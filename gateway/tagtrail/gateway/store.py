@@ -743,22 +743,24 @@ class SqliteStore:
         present: bool,
         zone: str,
     ) -> float | None:
-        """Update when the item entered its zone; the dwell in the zone it leaves, if any."""
+        """Update when the item entered its zone; the dwell in the zone it leaves, if any.
+
+        At most two statements, none for an item seen again where it already was.
+        """
         was_present = old is not None and bool(old[2])
-        since = conn.execute("SELECT since_us FROM zone_since WHERE item = ?", (key,)).fetchone()
-        if was_present and present and old is not None and old[4] == zone and since is not None:
+        if was_present and present and old is not None and old[4] == zone:
             return None  # still in the same zone
         dwell = None
-        if was_present and since is not None:
-            dwell = max(0.0, (event_us - int(since[0])) / 1e6)
+        if was_present:
+            row = conn.execute(
+                "DELETE FROM zone_since WHERE item = ? RETURNING since_us", (key,)
+            ).fetchone()
+            if row is not None:
+                dwell = max(0.0, (event_us - int(row[0])) / 1e6)
         if present:
             conn.execute(
-                "INSERT INTO zone_since (item, since_us) VALUES (?, ?) "
-                "ON CONFLICT (item) DO UPDATE SET since_us = excluded.since_us",
-                (key, event_us),
+                "INSERT OR REPLACE INTO zone_since (item, since_us) VALUES (?, ?)", (key, event_us)
             )
-        else:
-            conn.execute("DELETE FROM zone_since WHERE item = ?", (key,))
         return dwell
 
     # -- InfluxDB spool ---------------------------------------------------------------
