@@ -1,6 +1,7 @@
 """Asyncio driver for handheld scanners in serial line mode (USB CDC-ACM or RS-232).
 
-Built on :class:`~tagtrail.readers.serial_base.SerialReader` (port, idle flush,
+Built on :class:`~tagtrail.readers.scanner.ScannerReader`, a
+:class:`~tagtrail.readers.serial_base.SerialReader` (port, idle flush,
 reconnects, health snapshot). Lines are framed by
 :mod:`tagtrail.readers.protocols.ascii_lines` with the prefix, suffix and AIM setting the
 scanner is configured with, and each scan is interpreted by
@@ -20,19 +21,16 @@ Counted in ``error_counts``: decode failures by reason (``length``, ``sanity``,
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NoReturn
-
 from tagtrail.clock import Clock
 from tagtrail.readers.config import AsciiScannerConfig
-from tagtrail.readers.model import RawRead, ReadCallback, StateCallback
-from tagtrail.readers.protocols.ascii_lines import SUFFIXES, LineDecoder, Scan
+from tagtrail.readers.model import ReadCallback, StateCallback
+from tagtrail.readers.protocols.ascii_lines import SUFFIXES, LineDecoder
 from tagtrail.readers.protocols.base import StreamDecoderLike
-from tagtrail.readers.scanner import ScanInterpreter
-from tagtrail.readers.serial_base import RATE_WINDOW_S, SerialReader
+from tagtrail.readers.scanner import ScannerReader
+from tagtrail.readers.serial_base import RATE_WINDOW_S
 
 
-class AsciiScanner(SerialReader[Scan]):
+class AsciiScanner(ScannerReader):
     """One line-mode scanner on one serial port. Implements ``ReaderDriver``."""
 
     reader_type = "ascii"
@@ -47,7 +45,7 @@ class AsciiScanner(SerialReader[Scan]):
         idle_flush_s: float = 0.2,
         rate_window_s: float = RATE_WINDOW_S,
     ) -> None:
-        self._cfg = config
+        self._cfg = config  # the decoder, made in the base's __init__, reads it
         super().__init__(
             config,
             clock,
@@ -56,23 +54,9 @@ class AsciiScanner(SerialReader[Scan]):
             idle_flush_s=idle_flush_s,
             rate_window_s=rate_window_s,
         )
-        self.interpreter = ScanInterpreter(
-            config.id, gs_substitutes=config.gs_substitutes, count=self._count
-        )
 
     def _new_decoder(self) -> StreamDecoderLike:
         cfg = self._cfg
         return LineDecoder(
             prefix=cfg.prefix.encode("ascii"), suffix=SUFFIXES[cfg.suffix], aim=cfg.aim
         )
-
-    def _on_record(self, rec: Scan, mono: float, wall: datetime) -> RawRead | None:
-        read = self.interpreter.read_of(rec, mono, wall)
-        if read is None:
-            self._snap.last_error = self.interpreter.last_problem
-        return read
-
-    async def _converse(self) -> NoReturn:
-        # Nothing to ask: the port being open is all there is to know.
-        self._set_state("online")
-        await self._until_link_lost()

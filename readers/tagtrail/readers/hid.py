@@ -28,17 +28,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from datetime import datetime
-from typing import NoReturn
 
 from tagtrail.clock import Clock
 from tagtrail.readers.config import HidScannerConfig
-from tagtrail.readers.model import RawRead, ReadCallback, StateCallback
-from tagtrail.readers.protocols.ascii_lines import Scan
+from tagtrail.readers.model import ReadCallback, StateCallback
 from tagtrail.readers.protocols.base import StreamDecoderLike
 from tagtrail.readers.protocols.hid import HidDecoder
-from tagtrail.readers.scanner import ScanInterpreter
-from tagtrail.readers.serial_base import RATE_WINDOW_S, Link, SerialReader
+from tagtrail.readers.scanner import ScannerReader
+from tagtrail.readers.serial_base import RATE_WINDOW_S, Link
 
 EVIOCGRAB = 0x40044590
 """``_IOW('E', 0x90, int)`` from linux/input.h: grab (1) or release (0) a device."""
@@ -80,7 +77,7 @@ def open_evdev(path: str, grab: bool) -> Link:
     return _EvdevLink(fd)
 
 
-class HidScanner(SerialReader[Scan]):
+class HidScanner(ScannerReader):
     """One keyboard-wedge scanner on one evdev node. Implements ``ReaderDriver``."""
 
     reader_type = "hid"
@@ -95,7 +92,7 @@ class HidScanner(SerialReader[Scan]):
         idle_flush_s: float = 0.2,
         rate_window_s: float = RATE_WINDOW_S,
     ) -> None:
-        self._cfg = config
+        self._cfg = config  # the decoder, made in the base's __init__, reads it
         super().__init__(
             config,
             clock,
@@ -104,23 +101,9 @@ class HidScanner(SerialReader[Scan]):
             idle_flush_s=idle_flush_s,
             rate_window_s=rate_window_s,
         )
-        self.interpreter = ScanInterpreter(
-            config.id, gs_substitutes=config.gs_substitutes, count=self._count
-        )
 
     def _new_decoder(self) -> StreamDecoderLike:
         return HidDecoder(suffix=self._cfg.suffix, aim=self._cfg.aim)
 
     def _open_link(self) -> Link:
         return open_evdev(self._cfg.device, self._cfg.grab)
-
-    def _on_record(self, rec: Scan, mono: float, wall: datetime) -> RawRead | None:
-        read = self.interpreter.read_of(rec, mono, wall)
-        if read is None:
-            self._snap.last_error = self.interpreter.last_problem
-        return read
-
-    async def _converse(self) -> NoReturn:
-        # A keyboard answers nothing: the device being open (and grabbed) is all there is.
-        self._set_state("online")
-        await self._until_link_lost()

@@ -21,6 +21,10 @@ identifier) and hand them to :class:`ScanInterpreter`:
   logged with its text.
 
 Every scan is read from antenna 1 (the scanner is its own read point) without RSSI.
+
+:class:`ScannerReader` is what both scanner drivers share on top of
+:class:`~tagtrail.readers.serial_base.SerialReader`: a device that takes no commands and
+is silent between scans (online as soon as it is open), and scans interpreted here.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import NoReturn, Protocol
 
+from tagtrail.clock import Clock
 from tagtrail.events import AnyIdentity, CodeIdentity, ItemAttributes, identity_key
 from tagtrail.readers.gs1 import Gs1Error, parse_scan
-from tagtrail.readers.model import RawRead
+from tagtrail.readers.model import RawRead, ReadCallback, StateCallback
 from tagtrail.readers.protocols.ascii_lines import Scan, epc_of
+from tagtrail.readers.serial_base import RATE_WINDOW_S, LinkSettings, SerialReader
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +113,48 @@ class ScanInterpreter:
             logger.info("reader %s: %s", self.reader, problem, extra={"reader": self.reader})
             if self._count is not None:
                 self._count(outcome)
+
+
+class ScannerSettings(LinkSettings, Protocol):
+    """The part of a scanner's config the shared driver needs."""
+
+    @property
+    def gs_substitutes(self) -> list[str]: ...
+
+
+class ScannerReader(SerialReader[Scan]):
+    """A handheld scanner: silent between scans, each scan interpreted by
+    :class:`ScanInterpreter`. Subclasses supply the decoder (and how to open the device)."""
+
+    def __init__(
+        self,
+        config: ScannerSettings,
+        clock: Clock,
+        on_read: ReadCallback,
+        on_state: StateCallback | None = None,
+        *,
+        idle_flush_s: float = 0.2,
+        rate_window_s: float = RATE_WINDOW_S,
+    ) -> None:
+        super().__init__(
+            config,
+            clock,
+            on_read,
+            on_state,
+            idle_flush_s=idle_flush_s,
+            rate_window_s=rate_window_s,
+        )
+        self.interpreter = ScanInterpreter(
+            config.id, gs_substitutes=config.gs_substitutes, count=self._count
+        )
+
+    def _on_record(self, rec: Scan, mono: float, wall: datetime) -> RawRead | None:
+        read = self.interpreter.read_of(rec, mono, wall)
+        if read is None:
+            self._snap.last_error = self.interpreter.last_problem
+        return read
+
+    async def _converse(self) -> NoReturn:
+        # Nothing to ask: the device being open is all there is to know.
+        self._set_state("online")
+        await self._until_link_lost()
