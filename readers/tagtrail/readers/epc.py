@@ -633,9 +633,15 @@ def decode_epc(hexstr: str) -> EpcInfo | EpcNotGs1:
         return EpcNotGs1(text, fail.reason, fail.detail, header, scheme.value)
 
 
-@functools.lru_cache(maxsize=65536)
 def gtin_of(hexstr: str) -> str | None:
     """GTIN-14 of an SGTIN EPC; ``None`` for anything else. Never raises. Cached: the
     gateway asks for the same items' EPCs again and again."""
+    if not isinstance(hexstr, str):
+        return None
+    return _gtin_of_text(hexstr)
+
+
+@functools.lru_cache(maxsize=65536)
+def _gtin_of_text(hexstr: str) -> str | None:
     info = decode_epc(hexstr)
     return info.gtin14 if isinstance(info, EpcInfo) else None
