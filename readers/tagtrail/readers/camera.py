@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import threading
@@ -286,11 +287,19 @@ class _Session:
         self.opened = False
         self.rate = reader.config.max_decode_fps
         """Frames per second the decoder takes at most now (set by it: active or idle)."""
+        # Each thread runs in a copy of the current context, so its log records carry
+        # the reader's id like the rest of the driver's (tagtrail.logsetup.bind).
         self.capture = threading.Thread(
-            target=self._capture, name=f"camera-{reader.reader_id}-capture", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._capture,),
+            name=f"camera-{reader.reader_id}-capture",
+            daemon=True,
         )
         self.decode = threading.Thread(
-            target=self._decode, name=f"camera-{reader.reader_id}-decode", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._decode,),
+            name=f"camera-{reader.reader_id}-decode",
+            daemon=True,
         )
 
     def start(self) -> None:
