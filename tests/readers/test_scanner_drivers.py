@@ -74,6 +74,13 @@ def hid_config(device: Path, **extra: Any) -> HidScannerConfig:
 Scenario = Callable[[Recorder, Path], Coroutine[Any, Any, None]]
 
 
+async def poll(condition: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Wait for a driver counter (no callback announces one), failing after ``within_s``."""
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - counters change without an event
+            await asyncio.sleep(0.01)
+
+
 def run(
     make: Callable[[ManualClock, Recorder], SerialReader[Any]], scenario: Scenario, link: Path
 ) -> tuple[SerialReader[Any], Recorder]:
@@ -96,6 +103,13 @@ def run(
 
 def test_line_scanner_reads_identities_epcs_and_counts_the_rest(tmp_path: Path) -> None:
     link = tmp_path / "ttyACM0"
+    made: list[AsciiScanner] = []
+
+    def make(clock: ManualClock, rec: Recorder) -> AsciiScanner:
+        made.append(
+            AsciiScanner(ascii_config(link), clock, rec.on_read, rec.on_state, idle_flush_s=0.1)
+        )
+        return made[0]
 
     async def scenario(rec: Recorder, link: Path) -> None:
         peer = scanner(link)
@@ -105,19 +119,13 @@ def test_line_scanner_reads_identities_epcs_and_counts_the_rest(tmp_path: Path) 
                 peer.write(line.encode() + b"\r")
             await rec.until(lambda: len(rec.reads) == 4)
             peer.write(SSCC.encode())  # no CR: flushed as truncated when the line idles
-            await asyncio.sleep(0.3)
+            await poll(lambda: made[0].snapshot().error_counts.get("truncated") == 1)
             peer.write(SSCC.encode() + b"\r")
             await rec.until(lambda: len(rec.reads) == 5)
         finally:
             peer.close()
 
-    driver, rec = run(
-        lambda clock, rec: AsciiScanner(
-            ascii_config(link), clock, rec.on_read, rec.on_state, idle_flush_s=0.1
-        ),
-        scenario,
-        link,
-    )
+    driver, rec = run(make, scenario, link)
     assert [r.identity for r in rec.reads] == [
         SsccIdentity(scheme="sscc", sscc="106141411234567897"),
         GtinSerialIdentity(scheme="gtin_serial", gtin="09501101020917", serial="10"),
@@ -164,6 +172,11 @@ def test_line_scanner_with_prefix_and_tab_suffix(tmp_path: Path) -> None:
 
 def test_line_scanner_unplugged_goes_offline_and_comes_back(tmp_path: Path) -> None:
     link = tmp_path / "ttyACM1"
+    made: list[AsciiScanner] = []
+
+    def make(clock: ManualClock, rec: Recorder) -> AsciiScanner:
+        made.append(AsciiScanner(ascii_config(link), clock, rec.on_read, rec.on_state))
+        return made[0]
 
     async def scenario(rec: Recorder, link: Path) -> None:
         peer = scanner(link)
@@ -173,7 +186,8 @@ def test_line_scanner_unplugged_goes_offline_and_comes_back(tmp_path: Path) -> N
         peer.close()
         await rec.until(lambda: rec.states[-1].state == "offline")
         os.unlink(link)
-        await asyncio.sleep(0.3)  # reopen attempts fail while the device is gone
+        # a reopen attempt fails while the device is gone
+        await poll(lambda: "No such file" in (made[0].snapshot().last_error or ""))
         peer = scanner(link)
         try:
             await rec.until(rec.online)
@@ -182,11 +196,7 @@ def test_line_scanner_unplugged_goes_offline_and_comes_back(tmp_path: Path) -> N
         finally:
             peer.close()
 
-    driver, rec = run(
-        lambda clock, rec: AsciiScanner(ascii_config(link), clock, rec.on_read, rec.on_state),
-        scenario,
-        link,
-    )
+    driver, rec = run(make, scenario, link)
     states = [s.state for s in rec.states]
     assert states[:4] == ["online", "offline", "connecting", "online"]
     assert driver.snapshot().error_counts["disconnects"] == 1
