@@ -58,6 +58,19 @@ class _SerialReader(_Strict):
         return self
 
 
+class _OneZone(_SerialReader):
+    """A reader with one read point (a coil, a module's antenna, a scanner, a camera)
+    covering its ``zone``, reported as antenna 1."""
+
+    @property
+    def antennas(self) -> list[AntennaConfig]:
+        """The one read point as antenna 1, covering ``zone``."""
+        return [AntennaConfig(port=1, zone=getattr(self, "zone"))]  # noqa: B009 - subclasses
+
+    def zone_of(self, antenna: int) -> str | None:
+        return str(getattr(self, "zone")) if antenna == 1 else None  # noqa: B009
+
+
 class _Antennas(_SerialReader):
     """A reader with several antennas, each covering a zone."""
 
@@ -98,7 +111,7 @@ class R2000ReaderConfig(_Antennas):
         return _ports_once(antennas, 4, "R2000")
 
 
-class EM4100ReaderConfig(_SerialReader):
+class EM4100ReaderConfig(_OneZone):
     """A 125 kHz EM4100 reader pushing ASCII frames (RDM6300, ID-12/ID-20 in ASCII mode).
 
     These readers take no commands and are silent while no card is in the field, so the
@@ -119,16 +132,8 @@ class EM4100ReaderConfig(_SerialReader):
     reconnect_initial_s: ReconnectInitialS = 0.5
     reconnect_max_s: ReconnectMaxS = 30.0
 
-    @property
-    def antennas(self) -> list[AntennaConfig]:
-        """The reader's one coil as antenna 1, covering :attr:`zone`."""
-        return [AntennaConfig(port=1, zone=self.zone)]
 
-    def zone_of(self, antenna: int) -> str | None:
-        return self.zone if antenna == 1 else None
-
-
-class M100ReaderConfig(_SerialReader):
+class M100ReaderConfig(_OneZone):
     """An Impinj E710 / M100 / QM100-class UHF module (BB..7E frames), one antenna."""
 
     type: Literal["m100"] = Field(description="Reader driver: 'm100'.")
@@ -153,14 +158,6 @@ class M100ReaderConfig(_SerialReader):
     )
     reconnect_initial_s: ReconnectInitialS = 0.5
     reconnect_max_s: ReconnectMaxS = 30.0
-
-    @property
-    def antennas(self) -> list[AntennaConfig]:
-        """The module's one antenna, covering :attr:`zone`."""
-        return [AntennaConfig(port=1, zone=self.zone)]
-
-    def zone_of(self, antenna: int) -> str | None:
-        return self.zone if antenna == 1 else None
 
 
 class ChafonReaderConfig(_Antennas):
@@ -261,7 +258,7 @@ class MercuryReaderConfig(_Antennas):
 ScanSuffix = Literal["crlf", "cr", "lf", "tab"]
 
 
-class _Scanner(_SerialReader):
+class _Scanner(_OneZone):
     """What every handheld scanner's config shares: one zone, GS1 parsing, repeat suppression."""
 
     zone: Name = Field(description="Zone a scan places the item in (the scanner's read point).")
@@ -283,14 +280,6 @@ class _Scanner(_SerialReader):
         description="The same identity scanned again in the same zone within this many "
         "seconds is counted, not reported again.",
     )
-
-    @property
-    def antennas(self) -> list[AntennaConfig]:
-        """The scanner as antenna 1, covering :attr:`zone`."""
-        return [AntennaConfig(port=1, zone=self.zone)]
-
-    def zone_of(self, antenna: int) -> str | None:
-        return self.zone if antenna == 1 else None
 
 
 class AsciiScannerConfig(_Scanner):
@@ -473,7 +462,7 @@ def _default_engines() -> list[CameraEngine]:
     return ["zxing", "pyzbar"]
 
 
-class CameraReaderConfig(_Strict):
+class CameraReaderConfig(_OneZone):
     """A camera reading barcodes (V4L2 device, RTSP/HTTP stream, video file or image folder)."""
 
     type: Literal["camera"] = Field(description="Reader driver: 'camera'.")
@@ -559,17 +548,7 @@ class CameraReaderConfig(_Strict):
     def _check(self) -> Self:
         if len(set(self.engines)) != len(self.engines):
             raise ValueError("engines: each engine may appear once")
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
         return self
-
-    @property
-    def antennas(self) -> list[AntennaConfig]:
-        """The camera as antenna 1, covering :attr:`zone`."""
-        return [AntennaConfig(port=1, zone=self.zone)]
-
-    def zone_of(self, antenna: int) -> str | None:
-        return self.zone if antenna == 1 else None
 
 
 ReaderConfig = Annotated[
