@@ -43,6 +43,7 @@ import cv2
 
 from tagtrail.clock import Clock, SystemClock
 from tagtrail.errors import TagtrailError
+from tagtrail.logsetup import setup_logging
 from tagtrail.sim.camera_render import CameraRenderer, Frame, RenderError
 from tagtrail.sim.camera_scenario import (
     CameraScenario,
@@ -324,15 +325,6 @@ async def _reply(writer: asyncio.StreamWriter, status: str, ctype: str, body: by
 # -- command line ---------------------------------------------------------------------------
 
 
-def _setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
-
-
 async def _serve(server: MjpegServer) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -430,7 +422,7 @@ def camera_command(  # noqa: PLR0917 - click passes every option as an argument
     log_level: str,
 ) -> None:
     """Render a camera scenario to a video, a JPEG folder or a live MJPEG stream."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     chosen = [o for o in (video, frames_dir, port) if o is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --video, --frames and --serve")

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,12 @@ import click
 
 from tagtrail.clock import ScaledClock
 from tagtrail.errors import TagtrailError
+from tagtrail.logsetup import setup_logging
 from tagtrail.sim.scenario import PROTOCOLS, Scenario, load_scenario
 from tagtrail.sim.server import PtySimulator
 from tagtrail.sim.truth import write_ground_truth
 
 log = logging.getLogger(__name__)
-
-
-def _setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
 
 
 async def _serve(
@@ -161,7 +152,7 @@ def sim_command(
     log_level: str,
 ) -> None:
     """Simulate an RFID reader playing SCENARIO.yaml on a pseudo-terminal."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     try:
         scenario = load_scenario(scenario_path)
         if protocol is not None:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,12 @@ import click
 
 from tagtrail.clock import ScaledClock
 from tagtrail.errors import TagtrailError
+from tagtrail.logsetup import setup_logging
 from tagtrail.sim.llrp import LlrpSimulator
 from tagtrail.sim.scenario import Scenario, load_scenario
 from tagtrail.sim.truth import write_ground_truth
 
 log = logging.getLogger(__name__)
-
-
-def _setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
 
 
 async def serve(
@@ -146,7 +137,7 @@ def llrp_sim_command(
     log_level: str,
 ) -> None:
     """Simulate an LLRP fixed RFID reader playing SCENARIO.yaml on a TCP port."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     try:
         scenario = load_scenario(scenario_path)
         if ground_truth_path is not None:

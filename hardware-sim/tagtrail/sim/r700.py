@@ -66,7 +66,6 @@ import json
 import logging
 import signal
 import ssl
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +75,7 @@ import click
 
 from tagtrail.clock import Clock, ScaledClock
 from tagtrail.errors import TagtrailError
+from tagtrail.logsetup import setup_logging
 from tagtrail.sim.engine import Engine
 from tagtrail.sim.scenario import Scenario, load_scenario
 from tagtrail.sim.truth import write_ground_truth
@@ -744,15 +744,6 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
 # -- command line ---------------------------------------------------------------------
 
 
-def _setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
-
-
 def server_tls_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
     """A server TLS context for the simulator. Raises :class:`SimulatorError`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -855,7 +846,7 @@ def r700_command(
     log_level: str,
 ) -> None:
     """Simulate an Impinj R700 (IoT device interface) playing SCENARIO.yaml over HTTP."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:
